@@ -1,0 +1,317 @@
+//! The card abstraction every Switchboard backend implements.
+//!
+//! The model follows DAHDI's: a card has spans, a span has channels, and every channel
+//! exchanges one fixed-size block of G.711 samples per tick with the host. Line signalling
+//! (hook state, ringing, flash, polarity, alarms) travels beside the audio as events in and
+//! commands out, the way DAHDI's `DAHDI_GETEVENT` and `DAHDI_HOOK` ioctls carry it. A DAHDI
+//! backend maps one channel to one `/dev/dahdi/channel` file descriptor with a 160-sample
+//! block size; the simulated card implements the same trait in memory.
+//!
+//! This crate has no async runtime and does no allocation in the per-tick calls, because its
+//! trait methods are called from the real-time media thread.
+
+#![forbid(unsafe_code)]
+
+use std::fmt;
+
+/// Sampling rate of every telephony channel.
+pub const SAMPLE_RATE: u32 = 8000;
+/// Samples per channel per tick: 20 ms at 8 kHz.
+pub const BLOCK_SAMPLES: usize = 160;
+/// Duration of one tick in microseconds.
+pub const TICK_MICROS: u64 = 20_000;
+
+/// One tick of G.711-coded audio for one channel.
+pub type Block = [u8; BLOCK_SAMPLES];
+
+/// The companding law a channel carries on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Law {
+    /// ITU-T G.711 A-law, the European and Chinese default.
+    #[default]
+    Alaw,
+    /// ITU-T G.711 mu-law, North America and Japan.
+    Ulaw,
+}
+
+impl Law {
+    /// The code that carries silence (a linear zero) in this law, used to fill idle channels.
+    pub const fn silence(self) -> u8 {
+        match self {
+            Law::Alaw => 0xD5,
+            Law::Ulaw => 0xFF,
+        }
+    }
+}
+
+/// What a channel is connected to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ChannelKind {
+    /// An analog line from the exchange, seen from our side (we are the phone: FXO signalling).
+    FxoTrunk,
+    /// An analog phone connected to us (we are the exchange: FXS signalling).
+    FxsSeat,
+    /// A bearer channel of an E1 span.
+    E1Bearer,
+    /// The signalling channel of an E1 span (timeslot 16), carrying HDLC frames.
+    E1Signalling,
+    /// A sound device (headset) used as a seat.
+    Sound,
+}
+
+impl ChannelKind {
+    /// True when the channel carries audio blocks (everything but the E1 D-channel).
+    pub const fn carries_audio(self) -> bool {
+        !matches!(self, ChannelKind::E1Signalling)
+    }
+
+    /// A short lowercase name used in logs and configuration.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ChannelKind::FxoTrunk => "fxo",
+            ChannelKind::FxsSeat => "fxs",
+            ChannelKind::E1Bearer => "e1-b",
+            ChannelKind::E1Signalling => "e1-d",
+            ChannelKind::Sound => "sound",
+        }
+    }
+}
+
+/// Index of a channel on its card, from 0. Ports as users know them are numbered from 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChannelId(pub u16);
+
+impl ChannelId {
+    /// The 1-based port number shown to users and used in configuration.
+    pub const fn port(self) -> u16 {
+        self.0 + 1
+    }
+
+    /// The channel of a 1-based port number.
+    pub const fn from_port(port: u16) -> Option<ChannelId> {
+        if port == 0 {
+            None
+        } else {
+            Some(ChannelId(port - 1))
+        }
+    }
+}
+
+impl fmt::Display for ChannelId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "port {}", self.port())
+    }
+}
+
+/// The kind of a span.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpanKind {
+    /// A group of analog ports (FXO and/or FXS modules on one card).
+    Analog,
+    /// A 2048 kbit/s E1 span: 30 bearer channels and one signalling channel.
+    E1,
+    /// A sound device.
+    Sound,
+}
+
+/// Static description of one channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelInfo {
+    pub id: ChannelId,
+    pub kind: ChannelKind,
+    /// Span index on the card, from 0.
+    pub span: u16,
+    /// Position within the span, from 1 (DAHDI's `chanpos`).
+    pub position: u16,
+    pub law: Law,
+}
+
+/// Static description of one span.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpanInfo {
+    pub index: u16,
+    pub kind: SpanKind,
+    pub name: String,
+}
+
+/// Static description of a card, returned once by [`Card::info`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CardInfo {
+    pub name: String,
+    pub spans: Vec<SpanInfo>,
+    pub channels: Vec<ChannelInfo>,
+}
+
+impl CardInfo {
+    /// The channel of a 1-based port number, if the card has it.
+    pub fn channel_of_port(&self, port: u16) -> Option<&ChannelInfo> {
+        let id = ChannelId::from_port(port)?;
+        self.channels.get(usize::from(id.0))
+    }
+}
+
+/// Span alarms, as DAHDI reports them in `DAHDI_SPANSTAT`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Alarms {
+    pub red: bool,
+    pub yellow: bool,
+    pub blue: bool,
+    pub loss_of_signal: bool,
+}
+
+impl Alarms {
+    pub const fn any(self) -> bool {
+        self.red || self.yellow || self.blue || self.loss_of_signal
+    }
+}
+
+/// A line signalling event raised by the card, DAHDI's `DAHDI_EVENT_*` family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineEvent {
+    /// FXO: ringing voltage started on the line (DAHDI_EVENT_RINGBEGIN).
+    RingBegin,
+    /// FXO: ringing voltage stopped (end of one ring burst).
+    RingEnd,
+    /// FXS: the phone went off-hook. FXO: loop current appeared after we went off-hook.
+    OffHook,
+    /// FXS: the phone went on-hook. FXO: loop current dropped (the far end released).
+    OnHook,
+    /// FXS: a short on-hook pulse from the phone (hook flash, DAHDI_EVENT_WINKFLASH).
+    Flash,
+    /// FXO: the exchange reversed the line polarity (answer or release supervision).
+    PolarityReversal,
+    /// The span raised or changed alarms.
+    Alarm(Alarms),
+    /// The span's alarms cleared.
+    AlarmCleared,
+}
+
+/// A signalling command for a channel, DAHDI's `DAHDI_HOOK` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineCommand {
+    /// FXO: seize the line (answer an incoming call or start an outgoing one).
+    OffHook,
+    /// FXO: release the line. FXS: stop ringing.
+    OnHook,
+    /// FXS: start ringing with the zone's cadence.
+    Ring,
+    /// FXS: stop ringing without changing anything else.
+    StopRing,
+    /// FXO: send a hook flash to the exchange.
+    Flash,
+}
+
+/// A line event tagged with the channel that raised it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChannelEvent {
+    pub channel: ChannelId,
+    pub event: LineEvent,
+}
+
+/// Capacity of the per-tick event list. A card that raises more events in one tick counts
+/// the extra ones as lost instead of allocating.
+pub const MAX_EVENTS_PER_TICK: usize = 64;
+
+/// The buffers exchanged with a card on every tick. They are allocated once, sized for the
+/// card, and reused, so a tick allocates nothing.
+#[derive(Debug)]
+pub struct TickIo {
+    /// Audio received from the line on this tick, one block per channel (index = channel id).
+    pub rx: Vec<Block>,
+    /// Audio to send to the line, one block per channel; the card sends it on the next tick.
+    pub tx: Vec<Block>,
+    /// Line events raised during this tick.
+    pub events: heapless::Vec<ChannelEvent, MAX_EVENTS_PER_TICK>,
+    /// Events the card had to drop this tick because `events` was full.
+    pub events_lost: u32,
+}
+
+impl TickIo {
+    /// Buffers for a card, filled with each channel's silence code.
+    pub fn for_card(info: &CardInfo) -> TickIo {
+        let rx = info.channels.iter().map(|c| [c.law.silence(); BLOCK_SAMPLES]).collect();
+        let tx = info.channels.iter().map(|c| [c.law.silence(); BLOCK_SAMPLES]).collect();
+        TickIo { rx, tx, events: heapless::Vec::new(), events_lost: 0 }
+    }
+
+    /// Records an event, counting it as lost when this tick's list is full.
+    pub fn push_event(&mut self, channel: ChannelId, event: LineEvent) {
+        if self.events.push(ChannelEvent { channel, event }).is_err() {
+            self.events_lost = self.events_lost.saturating_add(1);
+        }
+    }
+}
+
+/// How a card is clocked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Pacing {
+    /// One tick every 20 ms of wall-clock time, as real hardware delivers audio.
+    #[default]
+    RealTime,
+    /// As fast as the CPU allows, for tests and benchmarks.
+    FreeRunning,
+}
+
+/// Errors a card reports.
+#[derive(Debug, thiserror::Error)]
+pub enum CardError {
+    #[error("no such channel {0}")]
+    NoSuchChannel(ChannelId),
+    #[error("{command:?} is not valid on a {kind} channel ({channel})")]
+    BadCommand { channel: ChannelId, kind: &'static str, command: LineCommand },
+    #[error("card I/O failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the card was stopped")]
+    Stopped,
+}
+
+/// A telephony card, driven by the media engine's real-time thread.
+///
+/// The engine calls [`Card::tick`] in a loop. A hardware backend blocks in it until the next
+/// block of audio is ready (the hardware is the clock); the simulated card sleeps until the
+/// next 20 ms deadline or returns at once when free-running.
+pub trait Card: Send {
+    /// The card's spans and channels. Stable for the card's lifetime.
+    fn info(&self) -> &CardInfo;
+
+    /// Waits for the next tick, sends `io.tx` to the lines, fills `io.rx` with what the lines
+    /// sent and appends the line events raised since the last tick. Must not allocate.
+    fn tick(&mut self, io: &mut TickIo) -> Result<(), CardError>;
+
+    /// Carries out a signalling command on a channel.
+    fn command(&mut self, channel: ChannelId, command: LineCommand) -> Result<(), CardError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_one_based() {
+        assert_eq!(ChannelId(0).port(), 1);
+        assert_eq!(ChannelId::from_port(1), Some(ChannelId(0)));
+        assert_eq!(ChannelId::from_port(0), None);
+    }
+
+    #[test]
+    fn full_event_list_counts_losses() {
+        let info = CardInfo {
+            name: "t".into(),
+            spans: vec![],
+            channels: vec![ChannelInfo {
+                id: ChannelId(0),
+                kind: ChannelKind::FxsSeat,
+                span: 0,
+                position: 1,
+                law: Law::Alaw,
+            }],
+        };
+        let mut io = TickIo::for_card(&info);
+        for _ in 0..MAX_EVENTS_PER_TICK + 3 {
+            io.push_event(ChannelId(0), LineEvent::OffHook);
+        }
+        assert_eq!(io.events.len(), MAX_EVENTS_PER_TICK);
+        assert_eq!(io.events_lost, 3);
+        assert_eq!(io.rx[0][0], 0xD5);
+    }
+}

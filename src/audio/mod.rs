@@ -1,0 +1,1 @@
+//! Audio files: WAV reading and writing.
