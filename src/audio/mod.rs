@@ -4,7 +4,6 @@
 //! Everything here runs outside the real-time media thread: files are read when prompts are
 //! loaded and written by the recorder thread, so allocation and blocking I/O are allowed.
 
-mod g711;
 pub mod recorder;
 mod resample;
 pub mod wav;

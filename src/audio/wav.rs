@@ -15,8 +15,8 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::g711::{alaw_to_linear, ulaw_to_linear};
 use super::resample::{resample_to_8k, SUPPORTED_RATES, TARGET_RATE};
+use crate::dsp::g711::{alaw_decode, ulaw_decode};
 
 /// WAVE format codes, from the Microsoft registry of `wFormatTag` values.
 const FORMAT_PCM: u16 = 0x0001;
@@ -86,8 +86,8 @@ impl WavFormat {
                 // The float-to-int cast saturates and maps NaN to 0, so no input can panic.
                 (v * 32768.0).round().clamp(-32768.0, 32767.0) as i32
             }
-            (WavFormat::Alaw, [x]) => i32::from(alaw_to_linear(*x)),
-            (WavFormat::Ulaw, [x]) => i32::from(ulaw_to_linear(*x)),
+            (WavFormat::Alaw, [x]) => i32::from(alaw_decode(*x)),
+            (WavFormat::Ulaw, [x]) => i32::from(ulaw_decode(*x)),
             // The parser only builds the combinations above; anything else reads as silence.
             _ => 0,
         }

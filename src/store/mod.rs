@@ -1,1 +1,513 @@
 //! The only module that touches SQLite.
+//!
+//! One dedicated thread owns the `rusqlite::Connection`; everything else talks to it through
+//! a [`StoreHandle`], which sends each request as a closure over a channel and gets the
+//! answer back on a `tokio::sync::oneshot`. Every request returns a [`Pending`], which is
+//! both a `Future` (for the tokio control plane: `store.cdr_get(id).await`) and blockable
+//! (for the CLI and tests: `store.cdr_get(id).wait()`), so async code never blocks a runtime
+//! worker on disk I/O and synchronous code needs no runtime.
+//!
+//! The request is queued as soon as the method is called, not when the `Pending` is first
+//! polled: dropping a `Pending` does not cancel the write. A write whose `Pending` resolves
+//! to `Ok` has been committed with `synchronous=FULL` in WAL mode and survives a crash.
+//!
+//! Times are stored as RFC 3339 UTC text with milliseconds (`2026-11-24T08:04:12.345Z`),
+//! which sorts chronologically as text and which SQLite's date functions understand.
+
+mod ops;
+mod schema;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::thread::JoinHandle;
+
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
+use rusqlite::Connection;
+use time::OffsetDateTime;
+use tokio::sync::oneshot;
+
+pub use schema::SCHEMA_VERSION;
+
+/// Errors from the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("database {path} has schema version {found}, but this build only knows versions up to {supported}; it was written by a newer Switchboard and is left untouched")]
+    NewerSchema {
+        path: String,
+        found: i64,
+        supported: u32,
+    },
+    #[error("database {path} cannot use write-ahead logging (journal mode is {mode:?})")]
+    NotWal { path: String, mode: String },
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("invalid value {value:?} in {column}")]
+    InvalidData { column: &'static str, value: String },
+    #[error("no CDR with call id {0}")]
+    NoSuchCdr(String),
+    #[error("the CDR of call {0} has already ended")]
+    CdrAlreadyEnded(String),
+    #[error("no recording with vocid {0}")]
+    NoSuchRecording(String),
+    #[error("recording {0} has already ended")]
+    RecordingAlreadyEnded(String),
+    #[error("a call cannot end with disposition in_progress")]
+    EndInProgress,
+    #[error("path {0:?} is not valid UTF-8")]
+    NonUtf8Path(PathBuf),
+    #[error("cannot start the store thread: {0}")]
+    Spawn(#[source] std::io::Error),
+    #[error("the store thread has stopped")]
+    Closed,
+}
+
+/// Which way a call goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// From a trunk to a seat.
+    In,
+    /// From a seat to a trunk.
+    Out,
+    /// Between two seats.
+    Internal,
+}
+
+/// How a call ended (or that it has not yet).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Disposition {
+    InProgress,
+    Answered,
+    NoAnswer,
+    Busy,
+    Failed,
+    /// The daemon stopped (crashed or was killed) while the call was up.
+    Interrupted,
+}
+
+/// Where a recording stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RecordingState {
+    /// The recorder is (or was, before a crash) writing it.
+    Recording,
+    /// Finished normally.
+    Complete,
+    /// Left open by a crash; its header was repaired at the next start.
+    Repaired,
+    /// Left open by a crash and its file was gone at the next start.
+    Missing,
+    /// The file exists but could not be written or repaired.
+    Damaged,
+}
+
+/// Maps the enums to and from the text stored in the database.
+macro_rules! text_enum {
+    ($ty:ident, $column:literal, $($variant:ident = $text:literal),+ $(,)?) => {
+        impl $ty {
+            /// The text stored in the database and shown by the CLI.
+            pub const fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $text),+ }
+            }
+
+            /// Parses the stored text.
+            pub fn parse(s: &str) -> Option<$ty> {
+                match s { $($text => Some($ty::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromSql for $ty {
+            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+                let s = value.as_str()?;
+                $ty::parse(s).ok_or_else(|| {
+                    FromSqlError::Other(Box::new(StoreError::InvalidData {
+                        column: $column,
+                        value: s.to_owned(),
+                    }))
+                })
+            }
+        }
+    };
+}
+
+text_enum!(
+    Direction,
+    "cdr.direction",
+    In = "in",
+    Out = "out",
+    Internal = "internal"
+);
+text_enum!(
+    Disposition,
+    "cdr.disposition",
+    InProgress = "in_progress",
+    Answered = "answered",
+    NoAnswer = "no_answer",
+    Busy = "busy",
+    Failed = "failed",
+    Interrupted = "interrupted",
+);
+text_enum!(
+    RecordingState,
+    "recordings.state",
+    Recording = "recording",
+    Complete = "complete",
+    Repaired = "repaired",
+    Missing = "missing",
+    Damaged = "damaged",
+);
+
+/// The start of a call, as [`StoreHandle::cdr_start`] records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CdrStart {
+    pub call_id: String,
+    pub start: OffsetDateTime,
+    pub caller: String,
+    pub callee: String,
+    pub trunk_port: Option<u16>,
+    pub seat_port: Option<u16>,
+    pub direction: Direction,
+}
+
+/// A call detail record as stored. Times are RFC 3339 UTC text with milliseconds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cdr {
+    pub id: i64,
+    pub call_id: String,
+    pub start_utc: String,
+    pub answer_utc: Option<String>,
+    pub end_utc: Option<String>,
+    pub caller: String,
+    pub callee: String,
+    pub trunk_port: Option<u16>,
+    pub seat_port: Option<u16>,
+    pub direction: Direction,
+    pub disposition: Disposition,
+    pub cause: Option<String>,
+    pub vocid: Option<String>,
+    /// From start to end; set when the call ends.
+    pub duration_ms: Option<i64>,
+    /// From answer to end (0 if never answered); set when the call ends.
+    pub talk_ms: Option<i64>,
+}
+
+/// A recording as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recording {
+    pub vocid: String,
+    pub call_id: String,
+    /// Relative to the data directory.
+    pub path: String,
+    pub started_utc: String,
+    pub ended_utc: Option<String>,
+    pub samples: Option<u64>,
+    pub state: RecordingState,
+}
+
+/// A recording that [`StoreHandle::recover_after_crash`] found unfinished and repaired.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RepairedRecording {
+    pub vocid: String,
+    pub samples: u64,
+}
+
+/// What [`StoreHandle::recover_after_crash`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Call ids of the CDRs that were still in progress and are now `interrupted`.
+    pub interrupted_calls: Vec<String>,
+    /// Recordings whose WAV header was repaired (state `repaired`).
+    pub repaired: Vec<RepairedRecording>,
+    /// Vocids of recordings whose file was gone (state `missing`).
+    pub missing: Vec<String>,
+    /// Vocids and errors of recordings whose file could not be repaired (state `damaged`).
+    pub damaged: Vec<(String, String)>,
+}
+
+impl RecoveryReport {
+    /// True when there was nothing to recover.
+    pub fn is_empty(&self) -> bool {
+        self.interrupted_calls.is_empty()
+            && self.repaired.is_empty()
+            && self.missing.is_empty()
+            && self.damaged.is_empty()
+    }
+}
+
+/// The cause recorded on calls that were up when the daemon died.
+pub const CAUSE_DAEMON_RESTARTED: &str = "daemon restarted";
+
+/// Formats a time the way the store keeps it: RFC 3339, UTC, milliseconds, `Z` suffix.
+pub fn format_utc(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+/// A request to the store thread.
+type Command = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// The store's constructor. The store itself lives on its own thread; see [`StoreHandle`].
+pub struct Store;
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`, applies pending migrations and
+    /// starts the store thread. Blocks until the database is ready, so call it once at
+    /// start-up (from async code, inside `spawn_blocking`).
+    pub fn open(path: &Path) -> Result<StoreHandle, StoreError> {
+        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), StoreError>>(1);
+        let (tx, rx) = mpsc::channel::<Command>();
+        let path = path.to_owned();
+        let join = std::thread::Builder::new()
+            .name("store".into())
+            .spawn(move || {
+                let mut conn = match schema::open(&path) {
+                    Ok(conn) => {
+                        let _ = ready_tx.send(Ok(()));
+                        conn
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                // Runs until every handle is gone, then closes the connection, which
+                // checkpoints the WAL.
+                for command in rx {
+                    command(&mut conn);
+                }
+            })
+            .map_err(StoreError::Spawn)?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = join.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = join.join();
+                return Err(StoreError::Closed);
+            }
+        }
+        Ok(StoreHandle {
+            inner: Arc::new(Inner {
+                tx: Some(tx),
+                join: Some(join),
+            }),
+        })
+    }
+}
+
+struct Inner {
+    tx: Option<mpsc::Sender<Command>>,
+    join: Option<JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel lets the thread finish the queued requests and exit; waiting
+        // for it means the database is closed cleanly when the last handle goes away.
+        self.tx = None;
+        if let Some(join) = self.join.take() {
+            let _ = join.join();
+        }
+    }
+}
+
+/// A cheap, cloneable handle to the store thread. The thread exits (after finishing every
+/// queued request) when the last handle is dropped; that drop waits for it.
+#[derive(Clone)]
+pub struct StoreHandle {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for StoreHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreHandle").finish_non_exhaustive()
+    }
+}
+
+/// The eventual result of a store request: `.await` it from async code or call
+/// [`Pending::wait`] from synchronous code. The request runs whether or not this is used.
+#[must_use = "the request runs anyway, but its result (and any error) is lost"]
+#[derive(Debug)]
+pub struct Pending<T> {
+    rx: oneshot::Receiver<Result<T, StoreError>>,
+}
+
+impl<T> Pending<T> {
+    /// Blocks the current thread until the request is done. Must not be called from inside
+    /// an async runtime (tokio panics if it is); `.await` the `Pending` there instead.
+    pub fn wait(self) -> Result<T, StoreError> {
+        self.rx.blocking_recv().unwrap_or(Err(StoreError::Closed))
+    }
+}
+
+impl<T> Future for Pending<T> {
+    type Output = Result<T, StoreError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.get_mut().rx)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(StoreError::Closed)))
+    }
+}
+
+impl StoreHandle {
+    /// Queues `f` to run on the store thread.
+    fn run<T, F>(&self, f: F) -> Pending<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let command: Command = Box::new(move |conn| {
+            // The caller may have stopped waiting; the work is done either way.
+            let _ = tx.send(f(conn));
+        });
+        // If the thread is gone the command (and its reply sender) is dropped, and the
+        // receiver reports Closed.
+        if let Some(sender) = &self.inner.tx {
+            let _ = sender.send(command);
+        }
+        Pending { rx }
+    }
+
+    /// Records the start of a call (disposition `in_progress`).
+    pub fn cdr_start(&self, start: CdrStart) -> Pending<()> {
+        self.run(move |c| ops::cdr_start(c, &start))
+    }
+
+    /// Records the answer time (the first one counts) and, if given, the seat that answered.
+    pub fn cdr_answer(
+        &self,
+        call_id: &str,
+        at: OffsetDateTime,
+        seat_port: Option<u16>,
+    ) -> Pending<()> {
+        let call_id = call_id.to_owned();
+        self.run(move |c| ops::cdr_answer(c, &call_id, at, seat_port))
+    }
+
+    /// Ends a call: sets the end time, disposition and cause, and computes `duration_ms`
+    /// (start to end) and `talk_ms` (answer to end, 0 if never answered).
+    pub fn cdr_end(
+        &self,
+        call_id: &str,
+        at: OffsetDateTime,
+        disposition: Disposition,
+        cause: Option<&str>,
+    ) -> Pending<()> {
+        let call_id = call_id.to_owned();
+        let cause = cause.map(str::to_owned);
+        self.run(move |c| ops::cdr_end(c, &call_id, at, disposition, cause.as_deref()))
+    }
+
+    /// Links a recording to a call's CDR.
+    pub fn cdr_set_vocid(&self, call_id: &str, vocid: &str) -> Pending<()> {
+        let (call_id, vocid) = (call_id.to_owned(), vocid.to_owned());
+        self.run(move |c| ops::cdr_set_vocid(c, &call_id, &vocid))
+    }
+
+    /// Registers a recording being written (state `recording`). `path` is relative to the
+    /// data directory.
+    pub fn recording_start(
+        &self,
+        vocid: &str,
+        call_id: &str,
+        path: &Path,
+        at: OffsetDateTime,
+    ) -> Pending<()> {
+        let (vocid, call_id) = (vocid.to_owned(), call_id.to_owned());
+        let path = path.to_owned();
+        self.run(move |c| ops::recording_start(c, &vocid, &call_id, &path, at))
+    }
+
+    /// Marks a recording `complete` with its final length.
+    pub fn recording_end(&self, vocid: &str, at: OffsetDateTime, samples: u64) -> Pending<()> {
+        let vocid = vocid.to_owned();
+        self.run(move |c| ops::recording_finish(c, &vocid, at, samples, RecordingState::Complete))
+    }
+
+    /// Marks a recording `damaged`: the recorder could not create or write its file.
+    pub fn recording_failed(&self, vocid: &str, at: OffsetDateTime, samples: u64) -> Pending<()> {
+        let vocid = vocid.to_owned();
+        self.run(move |c| ops::recording_finish(c, &vocid, at, samples, RecordingState::Damaged))
+    }
+
+    /// The most recent CDRs, newest first.
+    pub fn cdr_list(&self, limit: u32) -> Pending<Vec<Cdr>> {
+        self.run(move |c| ops::cdr_list(c, limit))
+    }
+
+    /// One CDR by call id.
+    pub fn cdr_get(&self, call_id: &str) -> Pending<Option<Cdr>> {
+        let call_id = call_id.to_owned();
+        self.run(move |c| ops::cdr_get(c, &call_id))
+    }
+
+    /// The most recent recordings, newest first.
+    pub fn recordings_list(&self, limit: u32) -> Pending<Vec<Recording>> {
+        self.run(move |c| ops::recordings_list(c, limit))
+    }
+
+    /// One recording by vocid.
+    pub fn recording_get(&self, vocid: &str) -> Pending<Option<Recording>> {
+        let vocid = vocid.to_owned();
+        self.run(move |c| ops::recording_get(c, &vocid))
+    }
+
+    /// The recordings of one call, oldest first.
+    pub fn recordings_for_call(&self, call_id: &str) -> Pending<Vec<Recording>> {
+        let call_id = call_id.to_owned();
+        self.run(move |c| ops::recordings_for_call(c, &call_id))
+    }
+
+    /// A new recording id, `YYYYMMDDhhmmss-NNNNNN`: the UTC time to the second and a
+    /// database-backed counter that never repeats, even across restarts.
+    pub fn next_vocid(&self, at: OffsetDateTime) -> Pending<String> {
+        self.run(move |c| ops::next_vocid(c, at))
+    }
+
+    /// A new call id, `CYYYYMMDD-NNNNNN`: the UTC date and a per-day database-backed
+    /// counter starting at 1, unique across restarts.
+    pub fn next_call_id(&self, at: OffsetDateTime) -> Pending<String> {
+        self.run(move |c| ops::next_call_id(c, at))
+    }
+
+    /// Cleans up after a crash; call once at daemon start, before any call or recording
+    /// starts. CDRs still `in_progress` become `interrupted` (ended at `now`, cause
+    /// "daemon restarted"); recordings still `recording` have their WAV header repaired
+    /// (state `repaired`, samples filled in, end time estimated from the length), or become
+    /// `missing` if the file is gone, or `damaged` if it cannot be repaired.
+    pub fn recover_after_crash(
+        &self,
+        data_dir: &Path,
+        now: OffsetDateTime,
+    ) -> Pending<RecoveryReport> {
+        let data_dir = data_dir.to_owned();
+        self.run(move |c| ops::recover_after_crash(c, &data_dir, now))
+    }
+}

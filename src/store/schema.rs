@@ -1,0 +1,146 @@
+//! Connection settings and versioned schema migrations.
+//!
+//! The schema version lives in SQLite's `PRAGMA user_version`. Migration N (1-based) takes
+//! the database from version N-1 to N and runs in its own transaction together with the
+//! version bump, so a crash mid-migration leaves the previous version intact. A database
+//! whose version is newer than this build knows is refused before anything is written to
+//! it, because an older daemon could silently corrupt data it does not understand.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::StoreError;
+
+/// How long a statement waits for another connection's lock (the CLI reading while the
+/// daemon writes) before failing with SQLITE_BUSY.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The migrations, in order. Never edit a released entry: append a new one.
+const MIGRATIONS: &[&str] = &[
+    // Version 1: call detail records, recordings and id sequences.
+    "
+    CREATE TABLE cdr (
+        id          INTEGER PRIMARY KEY,
+        call_id     TEXT NOT NULL UNIQUE,
+        start_utc   TEXT NOT NULL,
+        answer_utc  TEXT,
+        end_utc     TEXT,
+        caller      TEXT NOT NULL,
+        callee      TEXT NOT NULL,
+        trunk_port  INTEGER,
+        seat_port   INTEGER,
+        direction   TEXT NOT NULL CHECK (direction IN ('in', 'out', 'internal')),
+        disposition TEXT NOT NULL DEFAULT 'in_progress' CHECK (disposition IN
+                        ('in_progress', 'answered', 'no_answer', 'busy', 'failed',
+                         'interrupted')),
+        cause       TEXT,
+        vocid       TEXT,
+        duration_ms INTEGER,
+        talk_ms     INTEGER
+    );
+    CREATE INDEX cdr_start_utc ON cdr (start_utc);
+    -- Recovery after a crash looks for live calls; the partial index keeps that cheap on
+    -- a table that grows forever.
+    CREATE INDEX cdr_in_progress ON cdr (call_id) WHERE disposition = 'in_progress';
+
+    CREATE TABLE recordings (
+        vocid       TEXT PRIMARY KEY,
+        call_id     TEXT NOT NULL,
+        path        TEXT NOT NULL,
+        started_utc TEXT NOT NULL,
+        ended_utc   TEXT,
+        samples     INTEGER,
+        state       TEXT NOT NULL DEFAULT 'recording' CHECK (state IN
+                        ('recording', 'complete', 'repaired', 'missing', 'damaged'))
+    );
+    CREATE INDEX recordings_call_id ON recordings (call_id);
+    CREATE INDEX recordings_started_utc ON recordings (started_utc);
+    CREATE INDEX recordings_open ON recordings (vocid) WHERE state = 'recording';
+
+    -- Monotonic counters behind call ids and vocids, so ids never repeat across restarts.
+    CREATE TABLE sequences (
+        name  TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    ",
+];
+
+/// The schema version this build creates and understands.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Opens the database file, applies the connection settings and brings the schema up to
+/// date.
+pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
+    let name = path.display().to_string();
+    let at = |source| StoreError::Open {
+        path: name.clone(),
+        source,
+    };
+    let mut conn = Connection::open(path).map_err(at)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(at)?;
+
+    // Refuse a newer database before changing anything in it, even its journal mode.
+    let found = user_version(&conn).map_err(at)?;
+    check_version(found, &name)?;
+
+    // WAL lets the CLI read while the daemon writes; with synchronous=FULL every commit is
+    // on disk before it returns, which is what makes an Ok from the store durable.
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(at)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::NotWal { path: name, mode });
+    }
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(at)?;
+    conn.pragma_update(None, "foreign_keys", true).map_err(at)?;
+
+    migrate(&mut conn, &name)?;
+    Ok(conn)
+}
+
+fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
+fn check_version(found: i64, name: &str) -> Result<(), StoreError> {
+    if found > i64::from(SCHEMA_VERSION) {
+        return Err(StoreError::NewerSchema {
+            path: name.to_owned(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if found < 0 {
+        return Err(StoreError::InvalidData {
+            column: "user_version",
+            value: found.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection, name: &str) -> Result<(), StoreError> {
+    for (index, sql) in MIGRATIONS.iter().enumerate() {
+        let target = index as i64 + 1;
+        // An immediate transaction takes the write lock first, so two processes opening a
+        // fresh database at once cannot both apply the same migration.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current = user_version(&tx)?;
+        check_version(current, name)?;
+        if current >= target {
+            continue;
+        }
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", target)?;
+        tx.commit()?;
+        tracing::info!(
+            database = name,
+            version = target,
+            "database schema migrated"
+        );
+    }
+    Ok(())
+}
