@@ -4,5 +4,14 @@
 //! the map of the modules and the invariants they keep.
 
 pub mod audio;
+pub mod bench;
+pub mod calls;
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod daemon;
 pub mod dsp;
+pub mod media;
+pub mod paths;
+pub mod sim;
 pub mod store;

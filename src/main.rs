@@ -1,1 +1,252 @@
-fn main() {}
+//! The `switchboard` command: a thin layer that parses arguments, calls the library and maps
+//! errors to messages and exit codes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+use switchboard::config::Config;
+use switchboard::{bench, cli, daemon, paths};
+
+#[derive(Parser)]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Call-center telephony appliance"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the daemon.
+    Run {
+        /// Configuration file (default: the built-in simulated-card configuration).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Where the database, recordings and control socket live.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Validates a configuration file and reports every error with file, line and key.
+    Check { file: PathBuf },
+    /// Shows the running daemon's card, counters and calls.
+    Status {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Lists the most recent call detail records.
+    Cdr {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Drives the far ends of the simulated card in a running daemon.
+    #[command(subcommand)]
+    Sim(SimCommand),
+    /// Offline DSP tools.
+    #[command(subcommand)]
+    Dsp(DspCommand),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum SimCommand {
+    /// The simulated exchange calls a trunk port; prints what happens until the call ends.
+    Call {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Trunk port to ring (1-based).
+        #[arg(long)]
+        port: u16,
+        /// Caller id, sent as DTMF before the first ring.
+        #[arg(long, default_value = "")]
+        from: String,
+        /// Digits the caller types once answered.
+        #[arg(long, default_value = "")]
+        digits: String,
+        /// WAV file the caller plays after the digits.
+        #[arg(long)]
+        play: Option<PathBuf>,
+        /// Seconds after the answer at which the caller hangs up (default: 5).
+        #[arg(long)]
+        hangup_after: Option<f64>,
+        /// Return as soon as the call is placed instead of following it.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// The far end of a port hangs up.
+    Hangup {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long)]
+        port: u16,
+    },
+    /// The phone on a seat port goes off-hook.
+    Offhook {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long)]
+        port: u16,
+    },
+    /// The far end of a connected port types digits.
+    Dial {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long)]
+        port: u16,
+        digits: String,
+    },
+    /// Prints every call event and far-end report until interrupted.
+    Watch {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DspCommand {
+    /// Prints the DTMF digits found in a WAV file (8 kHz PCM or G.711; other rates resampled).
+    Dtmf { file: PathBuf },
+    /// Writes DTMF digits to an 8 kHz 16-bit WAV file.
+    GenDtmf { digits: String, out: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Runs the media pipeline on the simulated card: channels per core, and deadline misses
+    /// at real-time pacing.
+    Media {
+        #[arg(long, default_value_t = 240)]
+        channels: u16,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Skip the real-time run and only measure the free-running throughput.
+        #[arg(long)]
+        free_running_only: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("switchboard: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Run { config, data_dir } => {
+            let config = match &config {
+                Some(path) => Config::load(path),
+                None => Config::builtin(),
+            }
+            .map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
+            let data_dir = paths::data_dir(data_dir);
+            daemon::init_logging(&config.log_level);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(daemon::run(config, data_dir, daemon::shutdown_signal()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { file } => match Config::load(&file) {
+            Ok(config) => {
+                let sim = config.sim();
+                println!(
+                    "{}: ok ({} trunk ports, {} seat ports, {} E1 spans, {} routes)",
+                    file.display(),
+                    sim.trunk_ports,
+                    sim.seat_ports,
+                    sim.e1_spans,
+                    config.calls.routes.len()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(errors) => {
+                eprintln!("{errors}");
+                eprintln!("{} error(s)", errors.0.len());
+                Ok(ExitCode::from(2))
+            }
+        },
+        Command::Status { data_dir } => cli::status(&paths::data_dir(data_dir)),
+        Command::Cdr { data_dir, limit } => cli::cdr(&paths::data_dir(data_dir), limit),
+        Command::Sim(cmd) => sim(cmd),
+        Command::Dsp(DspCommand::Dtmf { file }) => {
+            println!("{}", cli::dtmf_in_wav(&file)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dsp(DspCommand::GenDtmf { digits, out }) => {
+            cli::gen_dtmf(&digits, &out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Media {
+            channels,
+            seconds,
+            free_running_only,
+        }) => {
+            if channels == 0 || !(seconds > 0.0) {
+                bail!("--channels and --seconds must be positive");
+            }
+            bench::media(channels, seconds, !free_running_only)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn sim(cmd: SimCommand) -> Result<ExitCode> {
+    use switchboard::control::protocol::Request;
+    let (data_dir, request, follow) = match cmd {
+        SimCommand::Call {
+            data_dir,
+            port,
+            from,
+            digits,
+            play,
+            hangup_after,
+            no_wait,
+        } => {
+            let play = match play {
+                Some(p) => Some(
+                    std::fs::canonicalize(&p)
+                        .with_context(|| format!("cannot open {}", p.display()))?
+                        .display()
+                        .to_string(),
+                ),
+                None => None,
+            };
+            let request = Request::SimCall {
+                port,
+                from,
+                digits,
+                digits_delay_ms: 1000,
+                play,
+                hangup_after: Some(hangup_after.unwrap_or(5.0)),
+                watch: !no_wait,
+            };
+            (data_dir, request, !no_wait)
+        }
+        SimCommand::Hangup { data_dir, port } => (data_dir, Request::SimHangup { port }, false),
+        SimCommand::Offhook { data_dir, port } => (data_dir, Request::SimOffHook { port }, false),
+        SimCommand::Dial {
+            data_dir,
+            port,
+            digits,
+        } => (data_dir, Request::SimDial { port, digits }, false),
+        SimCommand::Watch { data_dir } => (data_dir, Request::Watch, true),
+    };
+    cli::request(&paths::data_dir(data_dir), &request, follow)
+}

@@ -1,0 +1,748 @@
+//! The call model: inbound calls on trunk ports routed to seat phones.
+//!
+//! [`CallManager`] is a state machine with no IO and no clock. The caller feeds it line
+//! events, detected digits and tones with the current time, and polls out [`Action`]s: media
+//! and line commands for the engine, CDR updates for the store, and [`CallEvent`]s for the
+//! log and for clients that watch calls. Tests drive it directly, faster than real time.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use switchboard_driver_api::{CardInfo, ChannelId, ChannelKind, LineCommand, LineEvent};
+
+use crate::dsp::tone::ProgressTone;
+
+/// A call's identity, unique for the lifetime of the manager.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallId(pub u64);
+
+/// How a route picks the seats to ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Ring every idle seat of the group at once; the first to answer takes the call.
+    #[default]
+    RingAll,
+    /// Ring the first idle seat in the listed order; move on to the next one on timeout.
+    Sequential,
+    /// Like sequential, but start after the seat that took the previous call.
+    RoundRobin,
+}
+
+/// Where calls arriving on some trunk ports go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    pub name: String,
+    /// Trunk ports (1-based) this route takes calls from.
+    pub trunks: Vec<u16>,
+    /// Seat ports (1-based) that ring for those calls.
+    pub seats: Vec<u16>,
+    pub strategy: Strategy,
+}
+
+/// Settings of the call model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallSettings {
+    pub routes: Vec<Route>,
+    /// How long one seat rings before a sequential route moves on (and, for ring-all, how long
+    /// the group rings before the call keeps waiting for another idle seat).
+    pub seat_ring_timeout: Duration,
+    /// A trunk call is taken as abandoned when the exchange has stopped ringing for this long.
+    pub trunk_ring_gap: Duration,
+    /// Whether answered calls are recorded.
+    pub record: bool,
+    /// Whether a busy or congestion tone heard on a trunk in conversation means the far end
+    /// hung up. Many Chinese lines give no other disconnect signal.
+    pub tone_disconnect: bool,
+}
+
+impl Default for CallSettings {
+    fn default() -> Self {
+        CallSettings {
+            routes: Vec::new(),
+            seat_ring_timeout: Duration::from_secs(20),
+            // The Chinese cadence has 4 s of silence between rings; 6 s leaves a margin.
+            trunk_ring_gap: Duration::from_secs(6),
+            record: true,
+            tone_disconnect: true,
+        }
+    }
+}
+
+/// The tone the engine should play on a channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tone {
+    Dial,
+    Ringback,
+    Busy,
+    Congestion,
+}
+
+/// How a call ended, as stored in its CDR.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    Answered,
+    NoAnswer,
+    Busy,
+    Failed,
+}
+
+impl Disposition {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Disposition::Answered => "answered",
+            Disposition::NoAnswer => "no_answer",
+            Disposition::Busy => "busy",
+            Disposition::Failed => "failed",
+        }
+    }
+}
+
+/// What a call's CDR needs to be written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CdrUpdate {
+    Start {
+        call: CallId,
+        at: Instant,
+        caller: String,
+        callee: String,
+        trunk: ChannelId,
+    },
+    Answer {
+        call: CallId,
+        at: Instant,
+        seat: ChannelId,
+    },
+    End {
+        call: CallId,
+        at: Instant,
+        disposition: Disposition,
+        cause: &'static str,
+    },
+}
+
+/// Something that happened to a call, for the log and for watchers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallEvent {
+    /// A call arrived on a trunk port.
+    Offered {
+        call: CallId,
+        trunk: ChannelId,
+        caller: String,
+    },
+    /// A seat started ringing for the call.
+    SeatRinging { call: CallId, seat: ChannelId },
+    /// The call waits: no seat of its route is idle.
+    Waiting { call: CallId },
+    /// A seat answered; the two ports are bridged.
+    Answered { call: CallId, seat: ChannelId },
+    /// A digit was detected in the audio of one side of the call.
+    Digit {
+        call: CallId,
+        channel: ChannelId,
+        digit: char,
+    },
+    /// The call ended.
+    Ended {
+        call: CallId,
+        disposition: Disposition,
+        cause: &'static str,
+    },
+}
+
+/// What the manager asks its driver to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    Line {
+        channel: ChannelId,
+        command: LineCommand,
+    },
+    Bridge {
+        a: ChannelId,
+        b: ChannelId,
+    },
+    Unbridge {
+        channel: ChannelId,
+    },
+    PlayTone {
+        channel: ChannelId,
+        tone: Tone,
+    },
+    StopTone {
+        channel: ChannelId,
+    },
+    /// Start recording the call's audio as heard on `channel` (both directions mixed).
+    StartRecording {
+        call: CallId,
+        channel: ChannelId,
+    },
+    StopRecording {
+        call: CallId,
+        channel: ChannelId,
+    },
+    Cdr(CdrUpdate),
+    Event(CallEvent),
+}
+
+/// Inputs from the media engine and card.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Input {
+    Line {
+        channel: ChannelId,
+        event: LineEvent,
+    },
+    Digit {
+        channel: ChannelId,
+        digit: char,
+    },
+    Tone {
+        channel: ChannelId,
+        tone: ProgressTone,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum CallState {
+    /// The trunk rings; seats are being rung or the call waits for one.
+    Offered {
+        ringing: Vec<ChannelId>,
+        tried: Vec<ChannelId>,
+        seat_deadline: Option<Instant>,
+    },
+    /// Bridged with a seat.
+    Talking { seat: ChannelId },
+}
+
+#[derive(Clone, Debug)]
+struct Call {
+    id: CallId,
+    trunk: ChannelId,
+    route: usize,
+    state: CallState,
+    last_ring: Instant,
+}
+
+/// Caller id collected from DTMF on an idle trunk before the first ring
+/// (ETSI EN 300 659-style DTMF CLIP: `A` or `D`, the number, then `C`).
+#[derive(Clone, Debug, Default)]
+struct CidCollector {
+    digits: String,
+    active: bool,
+    complete_at: Option<Instant>,
+}
+
+const CID_VALID_FOR: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SeatState {
+    Idle,
+    Ringing(CallId),
+    Talking(CallId),
+    /// Off-hook after the other side left, hearing busy tone until it hangs up.
+    Released,
+    /// Off-hook without a call (lifted to dial), hearing dial tone.
+    OffHookIdle,
+}
+
+/// The call model for one card.
+pub struct CallManager {
+    settings: CallSettings,
+    kinds: Vec<ChannelKind>,
+    seats: Vec<SeatState>,
+    cid: Vec<CidCollector>,
+    /// Last ring seen on each trunk that has no route, so one unrouted call is logged once
+    /// and not once per ring burst.
+    unrouted_ring: Vec<Option<Instant>>,
+    calls: Vec<Call>,
+    /// Per-route index of the seat that took the last call, for round robin.
+    last_seat: Vec<usize>,
+    next_id: u64,
+    actions: VecDeque<Action>,
+}
+
+impl CallManager {
+    pub fn new(card: &CardInfo, settings: CallSettings) -> CallManager {
+        let n = card.channels.len();
+        CallManager {
+            kinds: card.channels.iter().map(|c| c.kind).collect(),
+            seats: vec![SeatState::Idle; n],
+            cid: vec![CidCollector::default(); n],
+            unrouted_ring: vec![None; n],
+            calls: Vec::new(),
+            last_seat: vec![usize::MAX; settings.routes.len()],
+            settings,
+            next_id: 1,
+            actions: VecDeque::new(),
+        }
+    }
+
+    /// The next action to carry out, if any.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The earliest time at which [`CallManager::handle_timeout`] has something to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.calls
+            .iter()
+            .flat_map(|c| {
+                let ring_gap = match c.state {
+                    CallState::Offered { .. } => Some(c.last_ring + self.settings.trunk_ring_gap),
+                    CallState::Talking { .. } => None,
+                };
+                let seat = match &c.state {
+                    CallState::Offered { seat_deadline, .. } => *seat_deadline,
+                    CallState::Talking { .. } => None,
+                };
+                ring_gap.into_iter().chain(seat)
+            })
+            .min()
+    }
+
+    /// Number of calls in progress.
+    pub fn active_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// A snapshot of the calls in progress: (call, trunk, seat if talking).
+    pub fn calls(&self) -> impl Iterator<Item = (CallId, ChannelId, Option<ChannelId>)> + '_ {
+        self.calls.iter().map(|c| {
+            let seat = match c.state {
+                CallState::Talking { seat } => Some(seat),
+                CallState::Offered { .. } => None,
+            };
+            (c.id, c.trunk, seat)
+        })
+    }
+
+    fn kind(&self, ch: ChannelId) -> Option<ChannelKind> {
+        self.kinds.get(usize::from(ch.0)).copied()
+    }
+
+    fn push(&mut self, action: Action) {
+        self.actions.push_back(action);
+    }
+
+    /// Feeds one input.
+    pub fn handle(&mut self, now: Instant, input: Input) {
+        match input {
+            Input::Line { channel, event } => match self.kind(channel) {
+                Some(ChannelKind::FxoTrunk) => self.trunk_line(now, channel, event),
+                Some(ChannelKind::FxsSeat | ChannelKind::Sound) => {
+                    self.seat_line(now, channel, event)
+                }
+                _ => {}
+            },
+            Input::Digit { channel, digit } => self.digit(now, channel, digit),
+            Input::Tone { channel, tone } => {
+                if self.settings.tone_disconnect
+                    && matches!(tone, ProgressTone::Busy | ProgressTone::Congestion)
+                {
+                    if let Some(i) = self.call_on_trunk(channel) {
+                        if matches!(self.calls[i].state, CallState::Talking { .. }) {
+                            self.far_end_released(now, i, "caller hung up (busy tone)");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles the timers that are due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.calls.len() {
+            let call = &self.calls[i];
+            if let CallState::Offered { seat_deadline, .. } = &call.state {
+                if now >= call.last_ring + self.settings.trunk_ring_gap {
+                    self.abandon(now, i);
+                    continue;
+                }
+                if seat_deadline.is_some_and(|d| now >= d) {
+                    self.seat_timeout(now, i);
+                }
+            }
+            i += 1;
+        }
+    }
+
+    fn call_on_trunk(&self, trunk: ChannelId) -> Option<usize> {
+        self.calls.iter().position(|c| c.trunk == trunk)
+    }
+
+    fn call_index(&self, id: CallId) -> Option<usize> {
+        self.calls.iter().position(|c| c.id == id)
+    }
+
+    fn trunk_line(&mut self, now: Instant, trunk: ChannelId, event: LineEvent) {
+        match event {
+            LineEvent::RingBegin => {
+                if let Some(i) = self.call_on_trunk(trunk) {
+                    self.calls[i].last_ring = now;
+                    return;
+                }
+                let gap = self.settings.trunk_ring_gap;
+                if let Some(last) = self.unrouted_ring.get_mut(usize::from(trunk.0)) {
+                    if last.is_some_and(|t| now.saturating_duration_since(t) < gap) {
+                        *last = Some(now);
+                        return;
+                    }
+                }
+                self.offer(now, trunk);
+            }
+            LineEvent::OnHook => {
+                // Loop current dropped: the far end released.
+                if let Some(i) = self.call_on_trunk(trunk) {
+                    self.far_end_released(now, i, "caller hung up");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn offer(&mut self, now: Instant, trunk: ChannelId) {
+        let caller = self.take_caller_id(now, trunk);
+        let route = self
+            .settings
+            .routes
+            .iter()
+            .position(|r| r.trunks.contains(&trunk.port()));
+        let id = CallId(self.next_id);
+        self.next_id += 1;
+        let callee = route
+            .map(|r| self.settings.routes[r].name.clone())
+            .unwrap_or_default();
+        self.push(Action::Cdr(CdrUpdate::Start {
+            call: id,
+            at: now,
+            caller: caller.clone(),
+            callee,
+            trunk,
+        }));
+        self.push(Action::Event(CallEvent::Offered {
+            call: id,
+            trunk,
+            caller,
+        }));
+        let Some(route) = route else {
+            if let Some(last) = self.unrouted_ring.get_mut(usize::from(trunk.0)) {
+                *last = Some(now);
+            }
+            // No route: leave the line ringing unanswered, and end the record right away so
+            // the installer sees the unrouted call in the CDRs.
+            self.push(Action::Cdr(CdrUpdate::End {
+                call: id,
+                at: now,
+                disposition: Disposition::Failed,
+                cause: "no route for this trunk",
+            }));
+            self.push(Action::Event(CallEvent::Ended {
+                call: id,
+                disposition: Disposition::Failed,
+                cause: "no route for this trunk",
+            }));
+            return;
+        };
+        self.calls.push(Call {
+            id,
+            trunk,
+            route,
+            state: CallState::Offered {
+                ringing: Vec::new(),
+                tried: Vec::new(),
+                seat_deadline: None,
+            },
+            last_ring: now,
+        });
+        let i = self.calls.len() - 1;
+        self.ring_seats(now, i);
+    }
+
+    fn take_caller_id(&mut self, now: Instant, trunk: ChannelId) -> String {
+        let Some(cid) = self.cid.get_mut(usize::from(trunk.0)) else {
+            return String::new();
+        };
+        let fresh = cid
+            .complete_at
+            .is_some_and(|t| now.saturating_duration_since(t) <= CID_VALID_FOR);
+        let number = if fresh {
+            std::mem::take(&mut cid.digits)
+        } else {
+            String::new()
+        };
+        *cid = CidCollector::default();
+        number
+    }
+
+    /// Rings the next seat(s) for an offered call, or leaves it waiting.
+    fn ring_seats(&mut self, now: Instant, i: usize) {
+        let route = &self.settings.routes[self.calls[i].route];
+        let CallState::Offered { tried, .. } = &self.calls[i].state else {
+            return;
+        };
+        let idle: Vec<(usize, ChannelId)> = route
+            .seats
+            .iter()
+            .enumerate()
+            .filter_map(|(pos, &p)| ChannelId::from_port(p).map(|c| (pos, c)))
+            .filter(|(_, c)| {
+                self.seats.get(usize::from(c.0)) == Some(&SeatState::Idle) && !tried.contains(c)
+            })
+            .collect();
+        let chosen: Vec<ChannelId> = match route.strategy {
+            Strategy::RingAll => idle.iter().map(|&(_, c)| c).collect(),
+            Strategy::Sequential => idle.first().map(|&(_, c)| c).into_iter().collect(),
+            Strategy::RoundRobin => {
+                let last = self.last_seat[self.calls[i].route];
+                idle.iter()
+                    .find(|(pos, _)| last == usize::MAX || *pos > last)
+                    .or(idle.first())
+                    .map(|&(_, c)| c)
+                    .into_iter()
+                    .collect()
+            }
+        };
+        let id = self.calls[i].id;
+        let deadline = if chosen.is_empty() {
+            None
+        } else {
+            Some(now + self.settings.seat_ring_timeout)
+        };
+        if let CallState::Offered {
+            ringing,
+            tried,
+            seat_deadline,
+        } = &mut self.calls[i].state
+        {
+            ringing.extend(&chosen);
+            tried.extend(&chosen);
+            *seat_deadline = deadline;
+        }
+        if chosen.is_empty() {
+            self.push(Action::Event(CallEvent::Waiting { call: id }));
+        }
+        for seat in chosen {
+            self.seats[usize::from(seat.0)] = SeatState::Ringing(id);
+            self.push(Action::Line {
+                channel: seat,
+                command: LineCommand::Ring,
+            });
+            self.push(Action::Event(CallEvent::SeatRinging { call: id, seat }));
+        }
+    }
+
+    fn stop_ringing(&mut self, i: usize, except: Option<ChannelId>) {
+        let CallState::Offered { ringing, .. } = &mut self.calls[i].state else {
+            return;
+        };
+        let seats = std::mem::take(ringing);
+        for seat in seats {
+            if Some(seat) != except {
+                self.seats[usize::from(seat.0)] = SeatState::Idle;
+                self.push(Action::Line {
+                    channel: seat,
+                    command: LineCommand::StopRing,
+                });
+            }
+        }
+    }
+
+    fn seat_timeout(&mut self, now: Instant, i: usize) {
+        self.stop_ringing(i, None);
+        // Every seat has had its turn: start again from the first one.
+        let route = &self.settings.routes[self.calls[i].route];
+        let all_tried = match &self.calls[i].state {
+            CallState::Offered { tried, .. } => route
+                .seats
+                .iter()
+                .filter_map(|&p| ChannelId::from_port(p))
+                .all(|c| {
+                    tried.contains(&c) || self.seats.get(usize::from(c.0)) != Some(&SeatState::Idle)
+                }),
+            CallState::Talking { .. } => false,
+        };
+        if all_tried {
+            if let CallState::Offered { tried, .. } = &mut self.calls[i].state {
+                tried.clear();
+            }
+        }
+        self.ring_seats(now, i);
+    }
+
+    fn abandon(&mut self, now: Instant, i: usize) {
+        self.stop_ringing(i, None);
+        let call = self.calls.remove(i);
+        self.end(now, call.id, Disposition::NoAnswer, "caller abandoned");
+    }
+
+    fn end(&mut self, now: Instant, call: CallId, disposition: Disposition, cause: &'static str) {
+        self.push(Action::Cdr(CdrUpdate::End {
+            call,
+            at: now,
+            disposition,
+            cause,
+        }));
+        self.push(Action::Event(CallEvent::Ended {
+            call,
+            disposition,
+            cause,
+        }));
+    }
+
+    fn far_end_released(&mut self, now: Instant, i: usize, cause: &'static str) {
+        let call = self.calls.remove(i);
+        self.push(Action::Line {
+            channel: call.trunk,
+            command: LineCommand::OnHook,
+        });
+        match call.state {
+            CallState::Talking { seat } => {
+                self.push(Action::StopRecording {
+                    call: call.id,
+                    channel: call.trunk,
+                });
+                self.push(Action::Unbridge {
+                    channel: call.trunk,
+                });
+                // The agent still holds the handset: tell them the caller left.
+                self.seats[usize::from(seat.0)] = SeatState::Released;
+                self.push(Action::PlayTone {
+                    channel: seat,
+                    tone: Tone::Busy,
+                });
+                self.end(now, call.id, Disposition::Answered, cause);
+            }
+            CallState::Offered { .. } => {
+                self.calls.insert(i, call);
+                self.abandon(now, i);
+            }
+        }
+    }
+
+    fn seat_line(&mut self, now: Instant, seat: ChannelId, event: LineEvent) {
+        let index = usize::from(seat.0);
+        let state = self.seats[index];
+        match (event, state) {
+            (LineEvent::OffHook, SeatState::Ringing(call)) => self.answer(now, call, seat),
+            (LineEvent::OffHook, SeatState::Idle) => {
+                self.seats[index] = SeatState::OffHookIdle;
+                self.push(Action::PlayTone {
+                    channel: seat,
+                    tone: Tone::Dial,
+                });
+            }
+            (LineEvent::OnHook, SeatState::Talking(call)) => {
+                self.seats[index] = SeatState::Idle;
+                if let Some(i) = self.call_index(call) {
+                    let call = self.calls.remove(i);
+                    self.push(Action::StopRecording {
+                        call: call.id,
+                        channel: call.trunk,
+                    });
+                    self.push(Action::Unbridge {
+                        channel: call.trunk,
+                    });
+                    self.push(Action::Line {
+                        channel: call.trunk,
+                        command: LineCommand::OnHook,
+                    });
+                    self.end(now, call.id, Disposition::Answered, "agent hung up");
+                }
+                self.offer_waiting(now);
+            }
+            (LineEvent::OnHook, SeatState::Released | SeatState::OffHookIdle) => {
+                self.seats[index] = SeatState::Idle;
+                self.push(Action::StopTone { channel: seat });
+                self.offer_waiting(now);
+            }
+            _ => {}
+        }
+    }
+
+    /// Gives calls that wait for a seat another chance after a seat became idle.
+    fn offer_waiting(&mut self, now: Instant) {
+        for i in 0..self.calls.len() {
+            if matches!(&self.calls[i].state, CallState::Offered { ringing, .. } if ringing.is_empty())
+            {
+                if let CallState::Offered { tried, .. } = &mut self.calls[i].state {
+                    tried.clear();
+                }
+                self.ring_seats(now, i);
+            }
+        }
+    }
+
+    fn answer(&mut self, now: Instant, call: CallId, seat: ChannelId) {
+        let Some(i) = self.call_index(call) else {
+            return;
+        };
+        self.stop_ringing(i, Some(seat));
+        let route = self.calls[i].route;
+        if let Some(pos) = self.settings.routes[route]
+            .seats
+            .iter()
+            .position(|&p| p == seat.port())
+        {
+            self.last_seat[route] = pos;
+        }
+        self.seats[usize::from(seat.0)] = SeatState::Talking(call);
+        let trunk = self.calls[i].trunk;
+        self.calls[i].state = CallState::Talking { seat };
+        self.push(Action::Line {
+            channel: trunk,
+            command: LineCommand::OffHook,
+        });
+        self.push(Action::Bridge { a: trunk, b: seat });
+        if self.settings.record {
+            self.push(Action::StartRecording {
+                call,
+                channel: trunk,
+            });
+        }
+        self.push(Action::Cdr(CdrUpdate::Answer {
+            call,
+            at: now,
+            seat,
+        }));
+        self.push(Action::Event(CallEvent::Answered { call, seat }));
+    }
+
+    fn digit(&mut self, now: Instant, channel: ChannelId, digit: char) {
+        let call = self.calls.iter().find(|c| {
+            c.trunk == channel || matches!(c.state, CallState::Talking { seat } if seat == channel)
+        });
+        if let Some(call) = call {
+            let (id, talking) = (call.id, matches!(call.state, CallState::Talking { .. }));
+            if talking {
+                self.push(Action::Event(CallEvent::Digit {
+                    call: id,
+                    channel,
+                    digit,
+                }));
+            }
+            return;
+        }
+        // Digits on an idle trunk are DTMF caller id sent by the exchange before the ring.
+        if self.kind(channel) == Some(ChannelKind::FxoTrunk) {
+            if let Some(cid) = self.cid.get_mut(usize::from(channel.0)) {
+                match digit {
+                    'A' | 'D' => {
+                        *cid = CidCollector {
+                            active: true,
+                            ..CidCollector::default()
+                        }
+                    }
+                    'C' | '#' if cid.active => {
+                        cid.active = false;
+                        cid.complete_at = Some(now);
+                    }
+                    '0'..='9' if cid.active && cid.digits.len() < 32 => cid.digits.push(digit),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,515 @@
+//! Configuration: one TOML file, parsed into typed settings and validated.
+//!
+//! Every error names the file, the line and the key, because the people who read these
+//! messages are installers editing a file on an appliance, not developers. The default
+//! configuration (the simulated board) is built into the binary, so `switchboard run` works
+//! with no file at all.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use switchboard_driver_api::{ChannelKind, Law, Pacing};
+use switchboard_driver_sim::SimConfig;
+use toml::Spanned;
+
+use crate::calls::{CallSettings, Route, Strategy};
+
+/// The configuration used when no file is given: the simulated card.
+pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
+
+/// The name the built-in configuration is reported under in errors.
+pub const DEFAULT_CONFIG_NAME: &str = "<built-in default config>";
+
+/// One problem found in a configuration file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    /// The dotted key the problem is about, e.g. `route[0].seats`; empty for syntax errors.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        if !self.key.is_empty() {
+            write!(f, "key `{}`: ", self.key)?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+/// All the problems found in a configuration file (at least one).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    card: RawCard,
+    #[serde(default)]
+    sim: RawSim,
+    #[serde(default)]
+    engine: RawEngine,
+    #[serde(default)]
+    calls: RawCalls,
+    #[serde(default)]
+    route: Vec<RawRoute>,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCard {
+    driver: Spanned<String>,
+    #[serde(default)]
+    law: LawName,
+}
+
+#[derive(Debug, Default, Deserialize, Clone, Copy)]
+#[serde(rename_all = "kebab-case")]
+enum LawName {
+    #[default]
+    Alaw,
+    Ulaw,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSim {
+    trunk_ports: u16,
+    seat_ports: u16,
+    e1_spans: u16,
+    pacing: PacingName,
+    ring_cadence_ms: [u32; 2],
+    seat_answer_delay_ms: u32,
+}
+
+impl Default for RawSim {
+    fn default() -> Self {
+        RawSim {
+            trunk_ports: 4,
+            seat_ports: 8,
+            e1_spans: 0,
+            pacing: PacingName::Realtime,
+            ring_cadence_ms: [1000, 4000],
+            seat_answer_delay_ms: 1500,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(rename_all = "kebab-case")]
+enum PacingName {
+    Realtime,
+    FreeRunning,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawEngine {
+    realtime_priority: Spanned<i64>,
+    echo_canceller: bool,
+    tone_zone: ToneZoneName,
+}
+
+impl Default for RawEngine {
+    fn default() -> Self {
+        RawEngine {
+            realtime_priority: Spanned::new(0..0, 50),
+            echo_canceller: false,
+            tone_zone: ToneZoneName::China,
+        }
+    }
+}
+
+/// The call-progress tone plan of the country the appliance is installed in.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ToneZoneName {
+    #[default]
+    China,
+    NorthAmerica,
+    Europe,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawCalls {
+    record: bool,
+    seat_ring_timeout_s: Spanned<u64>,
+    trunk_ring_gap_s: Spanned<u64>,
+    tone_disconnect: bool,
+}
+
+impl Default for RawCalls {
+    fn default() -> Self {
+        RawCalls {
+            record: true,
+            seat_ring_timeout_s: Spanned::new(0..0, 20),
+            trunk_ring_gap_s: Spanned::new(0..0, 6),
+            tone_disconnect: true,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    name: String,
+    trunks: Spanned<Vec<Spanned<u16>>>,
+    seats: Spanned<Vec<Spanned<u16>>>,
+    #[serde(default)]
+    strategy: Strategy,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLog {
+    level: Spanned<String>,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog {
+            level: Spanned::new(0..0, "info".to_string()),
+        }
+    }
+}
+
+/// Which card backend to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Driver {
+    Sim(SimConfig),
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub driver: Driver,
+    pub law: Law,
+    /// How long simulated seat phones ring before they answer by themselves (None: never).
+    pub sim_seat_answer_delay: Option<Duration>,
+    pub realtime_priority: i32,
+    pub echo_canceller: bool,
+    pub tone_zone: ToneZoneName,
+    pub calls: CallSettings,
+    pub log_level: String,
+}
+
+impl Config {
+    /// The built-in default configuration.
+    pub fn builtin() -> Result<Config, ConfigErrors> {
+        Config::parse(DEFAULT_CONFIG, DEFAULT_CONFIG_NAME)
+    }
+
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: name.clone(),
+                line: 0,
+                column: 0,
+                key: String::new(),
+                message: format!("cannot read the file: {e}"),
+            }])
+        })?;
+        Config::parse(&text, &name)
+    }
+
+    /// Parses and validates configuration text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigErrors> {
+        let at = |span: Option<Range<usize>>, key: String, message: String| {
+            let (line, column) = span.map(|s| line_col(text, s.start)).unwrap_or((0, 0));
+            ConfigError {
+                file: file.to_string(),
+                line,
+                column,
+                key,
+                message,
+            }
+        };
+        let de = toml::Deserializer::parse(text).map_err(|e| {
+            ConfigErrors(vec![at(e.span(), String::new(), e.message().to_string())])
+        })?;
+        let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            let key = if key == "." { String::new() } else { key };
+            ConfigErrors(vec![at(inner.span(), key, inner.message().to_string())])
+        })?;
+        validate(raw, &at)
+    }
+
+    /// The shape of the card this configuration describes.
+    pub fn sim(&self) -> &SimConfig {
+        match &self.driver {
+            Driver::Sim(sim) => sim,
+        }
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
+    (line, column)
+}
+
+fn validate(
+    raw: RawConfig,
+    at: &dyn Fn(Option<Range<usize>>, String, String) -> ConfigError,
+) -> Result<Config, ConfigErrors> {
+    let mut errors = Vec::new();
+    let span_of = |r: Range<usize>| if r.is_empty() { None } else { Some(r) };
+
+    if raw.card.driver.get_ref() != "sim" {
+        errors.push(at(
+            Some(raw.card.driver.span()),
+            "card.driver".into(),
+            format!(
+                "unknown driver `{}`: this build supports `sim` (DAHDI and ALSA backends are not built yet)",
+                raw.card.driver.get_ref()
+            ),
+        ));
+    }
+    let law = match raw.card.law {
+        LawName::Alaw => Law::Alaw,
+        LawName::Ulaw => Law::Ulaw,
+    };
+    let sim = SimConfig {
+        trunk_ports: raw.sim.trunk_ports,
+        seat_ports: raw.sim.seat_ports,
+        e1_spans: raw.sim.e1_spans,
+        law,
+        pacing: match raw.sim.pacing {
+            PacingName::Realtime => Pacing::RealTime,
+            PacingName::FreeRunning => Pacing::FreeRunning,
+        },
+        ring_cadence_ms: (raw.sim.ring_cadence_ms[0], raw.sim.ring_cadence_ms[1]),
+    };
+    let total =
+        u32::from(sim.trunk_ports) + u32::from(sim.seat_ports) + 31 * u32::from(sim.e1_spans);
+    if total > 2048 {
+        errors.push(at(
+            None,
+            "sim".into(),
+            format!("{total} channels is more than the 2048 a card may have"),
+        ));
+    }
+    if sim.ring_cadence_ms.0 < 200 || sim.ring_cadence_ms.1 < 200 {
+        errors.push(at(
+            None,
+            "sim.ring_cadence_ms".into(),
+            "ring on and off times must be at least 200 ms each".into(),
+        ));
+    }
+    let card = switchboard_driver_sim::describe(&sim);
+
+    let priority = *raw.engine.realtime_priority.get_ref();
+    if !(0..=99).contains(&priority) {
+        errors.push(at(
+            span_of(raw.engine.realtime_priority.span()),
+            "engine.realtime_priority".into(),
+            format!(
+                "{priority} is out of range: use 1-99 for SCHED_FIFO, or 0 for normal scheduling"
+            ),
+        ));
+    }
+    let seat_ring_timeout = *raw.calls.seat_ring_timeout_s.get_ref();
+    if seat_ring_timeout == 0 {
+        errors.push(at(
+            span_of(raw.calls.seat_ring_timeout_s.span()),
+            "calls.seat_ring_timeout_s".into(),
+            "must be at least 1 second".into(),
+        ));
+    }
+    let ring_gap = *raw.calls.trunk_ring_gap_s.get_ref();
+    if ring_gap == 0 {
+        errors.push(at(
+            span_of(raw.calls.trunk_ring_gap_s.span()),
+            "calls.trunk_ring_gap_s".into(),
+            "must be at least 1 second".into(),
+        ));
+    }
+
+    let mut routes = Vec::new();
+    let mut claimed: Vec<(u16, usize)> = Vec::new();
+    for (i, r) in raw.route.iter().enumerate() {
+        let mut check_ports =
+            |list: &Spanned<Vec<Spanned<u16>>>, field: &str, want: &[ChannelKind]| {
+                let key = format!("route[{i}].{field}");
+                if list.get_ref().is_empty() {
+                    errors.push(at(
+                        span_of(list.span()),
+                        key.clone(),
+                        "lists no ports".into(),
+                    ));
+                }
+                for p in list.get_ref() {
+                    let port = *p.get_ref();
+                    match card.channel_of_port(port) {
+                        None => errors.push(at(
+                            span_of(p.span()),
+                            key.clone(),
+                            format!(
+                                "port {port} does not exist (the card has ports 1-{})",
+                                card.channels.len()
+                            ),
+                        )),
+                        Some(ch) if !want.contains(&ch.kind) => errors.push(at(
+                            span_of(p.span()),
+                            key.clone(),
+                            format!(
+                                "port {port} is a {} port, not a {} port",
+                                ch.kind.name(),
+                                want[0].name()
+                            ),
+                        )),
+                        Some(_) => {}
+                    }
+                }
+                list.get_ref()
+                    .iter()
+                    .map(|p| *p.get_ref())
+                    .collect::<Vec<u16>>()
+            };
+        let trunks = check_ports(&r.trunks, "trunks", &[ChannelKind::FxoTrunk]);
+        let seats = check_ports(
+            &r.seats,
+            "seats",
+            &[ChannelKind::FxsSeat, ChannelKind::Sound],
+        );
+        for (port, span) in trunks.iter().zip(r.trunks.get_ref()) {
+            if let Some((_, other)) = claimed.iter().find(|(p, _)| p == port) {
+                errors.push(at(
+                    span_of(span.span()),
+                    format!("route[{i}].trunks"),
+                    format!("trunk port {port} is already routed by route[{other}]"),
+                ));
+            } else {
+                claimed.push((*port, i));
+            }
+        }
+        routes.push(Route {
+            name: r.name.clone(),
+            trunks,
+            seats,
+            strategy: r.strategy,
+        });
+    }
+
+    let level = raw.log.level.get_ref().to_ascii_lowercase();
+    if !["error", "warn", "info", "debug", "trace"].contains(&level.as_str()) {
+        errors.push(at(
+            span_of(raw.log.level.span()),
+            "log.level".into(),
+            format!("unknown level `{level}`: use error, warn, info, debug or trace"),
+        ));
+    }
+
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    Ok(Config {
+        driver: Driver::Sim(sim),
+        law,
+        sim_seat_answer_delay: match raw.sim.seat_answer_delay_ms {
+            0 => None,
+            ms => Some(Duration::from_millis(u64::from(ms))),
+        },
+        realtime_priority: priority as i32,
+        echo_canceller: raw.engine.echo_canceller,
+        tone_zone: raw.engine.tone_zone,
+        calls: CallSettings {
+            routes,
+            seat_ring_timeout: Duration::from_secs(seat_ring_timeout),
+            trunk_ring_gap: Duration::from_secs(ring_gap),
+            record: raw.calls.record,
+            tone_disconnect: raw.calls.tone_disconnect,
+        },
+        log_level: level,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_default_is_valid() {
+        let c = Config::builtin().unwrap();
+        assert_eq!(c.sim().trunk_ports, 4);
+        assert_eq!(c.calls.routes.len(), 1);
+        assert_eq!(c.calls.routes[0].seats, vec![5, 6, 7, 8, 9, 10, 11, 12]);
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let text = "[card]\ndriver = \"sim\"\n\n[sim]\ntrunk_ports = 2\nbogus = 1\n";
+        let e = Config::parse(text, "x.toml").unwrap_err();
+        assert_eq!(e.0.len(), 1);
+        assert_eq!(e.0[0].line, 6);
+        assert_eq!(e.0[0].key, "sim");
+        assert!(
+            e.0[0].message.contains("unknown field `bogus`"),
+            "{}",
+            e.0[0].message
+        );
+        assert!(e.to_string().starts_with("x.toml:6:1: key `sim`"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_all_reported() {
+        let text = "[card]\ndriver = \"dahdi\"\n[engine]\nrealtime_priority = 150\n\
+                    [[route]]\nname = \"r\"\ntrunks = [1, 5]\nseats = [99]\n";
+        let e = Config::parse(text, "x.toml").unwrap_err();
+        let keys: Vec<_> = e.0.iter().map(|e| (e.line, e.key.as_str())).collect();
+        assert_eq!(
+            keys,
+            vec![
+                (2, "card.driver"),
+                (4, "engine.realtime_priority"),
+                (7, "route[0].trunks"),
+                (8, "route[0].seats")
+            ]
+        );
+        assert!(e.0[2].message.contains("port 5 is a fxs port"));
+        assert!(e.0[3].message.contains("port 99 does not exist"));
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let text = "[card]\ndriver = \"sim\"\n[sim]\nseat_ports = \"eight\"\n";
+        let e = Config::parse(text, "x.toml").unwrap_err();
+        assert_eq!((e.0[0].line, e.0[0].key.as_str()), (4, "sim.seat_ports"));
+    }
+
+    #[test]
+    fn syntax_error_has_a_line() {
+        let e = Config::parse("[card\ndriver = 1", "x.toml").unwrap_err();
+        assert_eq!(e.0[0].line, 1);
+    }
+}

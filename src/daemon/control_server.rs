@@ -1,0 +1,236 @@
+//! The control socket server: one task per connection, a request per line.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchboard_driver_api::CardInfo;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{broadcast, mpsc, oneshot, Semaphore};
+use tracing::{debug, warn};
+
+use super::core::CoreRequest;
+use crate::control::protocol::{parse_request, Notice, NoticeLine, Request, Response, MAX_LINE};
+
+/// Connections served at once; more wait in the kernel's backlog.
+const MAX_CONNECTIONS: usize = 64;
+
+/// How long a `sim.call` watcher waits for its call to be offered before giving up.
+const OFFER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Accepts connections until the task is aborted.
+pub(super) async fn serve(
+    listener: UnixListener,
+    core: mpsc::Sender<CoreRequest>,
+    notices: broadcast::Sender<Notice>,
+    info: CardInfo,
+) {
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let info = Arc::new(info);
+    loop {
+        let Ok(permit) = limit.clone().acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                warn!("control socket accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let (core, notices, info) = (core.clone(), notices.clone(), info.clone());
+        tokio::spawn(async move {
+            if let Err(e) = connection(stream, core, notices, &info).await {
+                debug!("control connection ended: {e}");
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn send<T: serde::Serialize>(out: &mut OwnedWriteHalf, value: &T) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(value).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    out.write_all(&line).await
+}
+
+/// Reads one line of at most [`MAX_LINE`] bytes. `Ok(None)` at the end of the stream.
+async fn read_line(
+    reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<Option<Result<(), String>>> {
+    buf.clear();
+    let n = (&mut *reader)
+        .take(MAX_LINE as u64 + 1)
+        .read_until(b'\n', buf)
+        .await?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.last() != Some(&b'\n') && buf.len() > MAX_LINE {
+        // Skip the rest of the oversized line so the next request parses cleanly.
+        let mut rest = Vec::new();
+        loop {
+            rest.clear();
+            let n = (&mut *reader)
+                .take(MAX_LINE as u64)
+                .read_until(b'\n', &mut rest)
+                .await?;
+            if n == 0 || rest.last() == Some(&b'\n') {
+                break;
+            }
+        }
+        return Ok(Some(Err(format!(
+            "request line longer than {MAX_LINE} bytes"
+        ))));
+    }
+    Ok(Some(Ok(())))
+}
+
+async fn connection(
+    stream: UnixStream,
+    core: mpsc::Sender<CoreRequest>,
+    notices: broadcast::Sender<Notice>,
+    info: &CardInfo,
+) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    let mut buf = Vec::new();
+    while let Some(line) = read_line(&mut reader, &mut buf).await? {
+        if let Err(e) = line {
+            send(&mut write, &Response::error(None, e)).await?;
+            continue;
+        }
+        let text = match std::str::from_utf8(&buf) {
+            Ok(t) => t.trim(),
+            Err(_) => {
+                send(&mut write, &Response::error(None, "bad request: not UTF-8")).await?;
+                continue;
+            }
+        };
+        if text.is_empty() {
+            continue;
+        }
+        let envelope = match parse_request(text) {
+            Ok(e) => e,
+            Err((id, message)) => {
+                send(&mut write, &Response::error(id, message)).await?;
+                continue;
+            }
+        };
+        let id = envelope.id;
+        // Subscribe before the core acts, so no notice of the new call is missed.
+        let watch = match &envelope.request {
+            Request::Watch => Some((notices.subscribe(), None)),
+            Request::SimCall {
+                watch: true, port, ..
+            } => Some((notices.subscribe(), Some(*port))),
+            _ => None,
+        };
+        let (reply, answer) = oneshot::channel();
+        if core
+            .send(CoreRequest {
+                request: envelope.request,
+                reply,
+            })
+            .await
+            .is_err()
+        {
+            send(&mut write, &Response::error(id, "the daemon is stopping")).await?;
+            return Ok(());
+        }
+        let response = match answer.await {
+            Ok(Ok(result)) => Response::ok(id, result),
+            Ok(Err(message)) => Response::error(id, message),
+            Err(_) => Response::error(id, "the daemon is stopping"),
+        };
+        let ok = response.ok;
+        send(&mut write, &response).await?;
+        if let (true, Some((rx, port))) = (ok, watch) {
+            follow(&mut write, rx, port, info).await?;
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Streams notices: all of them, or those of the call placed on `port` until it ends.
+async fn follow(
+    out: &mut OwnedWriteHalf,
+    mut rx: broadcast::Receiver<Notice>,
+    port: Option<u16>,
+    _info: &CardInfo,
+) -> std::io::Result<()> {
+    let mut call: Option<String> = None;
+    let mut ports: Vec<u16> = port.into_iter().collect();
+    let deadline = tokio::time::Instant::now() + OFFER_TIMEOUT;
+    loop {
+        let notice = if port.is_some() && call.is_none() {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(n) => n,
+                Err(_) => {
+                    let n = Notice::Far {
+                        port: port.unwrap_or(0),
+                        what: "no call was offered in 30 s".into(),
+                    };
+                    return send(out, &NoticeLine { notice: n }).await;
+                }
+            }
+        } else {
+            rx.recv().await
+        };
+        let notice = match notice {
+            Ok(n) => n,
+            Err(broadcast::error::RecvError::Lagged(n)) => Notice::Far {
+                port: 0,
+                what: format!("{n} notices lost"),
+            },
+            Err(broadcast::error::RecvError::Closed) => return Ok(()),
+        };
+        let Some(trunk) = port else {
+            send(out, &NoticeLine { notice }).await?;
+            continue;
+        };
+        let relevant = match (&notice, &call) {
+            (
+                Notice::CallOffered {
+                    call: c, trunk: t, ..
+                },
+                None,
+            ) if *t == trunk => {
+                call = Some(c.clone());
+                true
+            }
+            (Notice::Far { port, what }, _) => {
+                if ports.contains(port) && what.starts_with("refused") {
+                    send(
+                        out,
+                        &NoticeLine {
+                            notice: notice.clone(),
+                        },
+                    )
+                    .await?;
+                    return Ok(());
+                }
+                ports.contains(port)
+            }
+            (n, Some(c)) => n.call() == Some(c.as_str()),
+            _ => false,
+        };
+        if !relevant {
+            continue;
+        }
+        if let Notice::CallAnswered { seat, .. } | Notice::SeatRinging { seat, .. } = &notice {
+            if matches!(notice, Notice::CallAnswered { .. }) && !ports.contains(seat) {
+                ports.push(*seat);
+            }
+        }
+        let ended = matches!(notice, Notice::CallEnded { .. });
+        send(out, &NoticeLine { notice }).await?;
+        if ended {
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,807 @@
+//! The core task: engine events in, call actions out.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use switchboard_driver_api::{CardInfo, ChannelId, ChannelKind};
+use switchboard_driver_sim::SimCard;
+use time::OffsetDateTime;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tracing::{debug, error, info, warn};
+
+use super::control_server;
+use super::DaemonError;
+use crate::audio::recorder::{recording_rel_path, RecControl, RecDone, RecorderThread};
+use crate::calls::{Action, CallEvent, CallId, CallManager, CdrUpdate, Disposition, Input};
+use crate::config::{Config, ToneZoneName};
+use crate::control::protocol::{Notice, Request};
+use crate::dsp::tone::{ProgressTone, ToneZone};
+use crate::media::{self, EngineCmd, EngineConfig, EngineEvent, EngineHandle, Prompts};
+use crate::sim::{FarCommand, FarEndHandle, FarEndSim, FarReport, MAX_DIGITS};
+use crate::store::{self, Store, StoreHandle};
+
+/// How often the core drains the engine's events. Line events tolerate a few milliseconds;
+/// DTMF and tone events are already debounced over tens of milliseconds.
+const PUMP_INTERVAL: Duration = Duration::from_millis(5);
+
+/// Recording slots: at most this many recordings at once.
+const RECORDING_SLOTS: u16 = 1024;
+
+/// A request from a control connection to the core.
+pub(super) struct CoreRequest {
+    pub request: Request,
+    pub reply: oneshot::Sender<Result<serde_json::Value, String>>,
+}
+
+/// The tone zone the configuration names.
+pub fn tone_zone(name: ToneZoneName) -> ToneZone {
+    match name {
+        ToneZoneName::China => ToneZone::china(),
+        ToneZoneName::NorthAmerica => ToneZone::north_america(),
+        ToneZoneName::Europe => ToneZone::europe(),
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!("cannot watch SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+struct CallRecord {
+    call_id: String,
+    vocid: Option<String>,
+    slot: Option<u16>,
+    trunk: ChannelId,
+}
+
+/// The daemon once started.
+pub(super) struct Running {
+    core: Core,
+    listener: tokio::net::UnixListener,
+    socket: PathBuf,
+    recorder: RecorderThread,
+}
+
+struct Core {
+    info: CardInfo,
+    engine: EngineHandle,
+    far: FarEndHandle,
+    calls: CallManager,
+    store: StoreHandle,
+    rec_control: Option<std::sync::mpsc::Sender<RecControl>>,
+    rec_done: mpsc::UnboundedReceiver<RecDone>,
+    records: HashMap<CallId, CallRecord>,
+    free_slots: Vec<u16>,
+    notices: broadcast::Sender<Notice>,
+    /// The same moment on the monotonic clock and the wall clock, to date events.
+    epoch: (Instant, OffsetDateTime),
+    /// Keeps the prompt table alive for the engine.
+    _prompts: Arc<Prompts>,
+}
+
+impl Running {
+    pub async fn start(config: Config, data_dir: &Path) -> Result<Running, DaemonError> {
+        let store = Store::open(&crate::paths::database(data_dir))?;
+        let report = store
+            .recover_after_crash(data_dir, OffsetDateTime::now_utc())
+            .await?;
+        if !report.is_empty() {
+            warn!(
+                "recovered after an unclean stop: {} calls marked interrupted, {} recordings repaired, \
+                 {} missing, {} damaged",
+                report.interrupted_calls.len(),
+                report.repaired.len(),
+                report.missing.len(),
+                report.damaged.len()
+            );
+        }
+
+        let sim = config.sim().clone();
+        let info = switchboard_driver_sim::describe(&sim);
+        let zone = tone_zone(config.tone_zone);
+        let answer_ms = config
+            .sim_seat_answer_delay
+            .map(|d| d.as_millis().min(u128::from(u32::MAX)) as u32);
+        let (far, far_handle) = FarEndSim::new(&info.channels, &zone, answer_ms);
+        let card = SimCard::new(sim.clone(), far);
+
+        let audio_channels = info
+            .channels
+            .iter()
+            .filter(|c| c.kind.carries_audio())
+            .count()
+            .max(1);
+        // One second of audio per channel: the writer can stall that long without loss.
+        let (rec_tx, rec_rx) = rtrb::RingBuffer::new(audio_channels * 50);
+        let (control_tx, control_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let recorder =
+            RecorderThread::spawn(data_dir.to_path_buf(), rec_rx, control_rx, move |done| {
+                let _ = done_tx.send(done);
+            })?;
+
+        let prompts = Arc::new(Prompts::default());
+        let engine_config = EngineConfig {
+            tone_zone: zone,
+            echo_canceller: config.echo_canceller,
+            realtime: sim.pacing == switchboard_driver_api::Pacing::RealTime,
+            ..EngineConfig::default()
+        };
+        let (engine, ends) =
+            media::Engine::new(card, &engine_config, prompts.clone(), Some(rec_tx));
+        let engine = media::spawn(engine, ends, "media-sim", config.realtime_priority)?;
+
+        let socket = crate::paths::socket(data_dir);
+        if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+            return Err(DaemonError::AlreadyRunning(socket));
+        }
+        // A socket file nobody answers on is left over from a daemon that died.
+        let _ = std::fs::remove_file(&socket);
+        let listener =
+            tokio::net::UnixListener::bind(&socket).map_err(|source| DaemonError::Socket {
+                path: socket.clone(),
+                source,
+            })?;
+
+        let (notices, _) = broadcast::channel(4096);
+        let calls = CallManager::new(&info, config.calls.clone());
+        info!(
+            "switchboard {} running on the simulated card: {} channels ({} trunk ports, {} seat ports, {} E1 spans), \
+             data in {}",
+            env!("CARGO_PKG_VERSION"),
+            info.channels.len(),
+            sim.trunk_ports,
+            sim.seat_ports,
+            sim.e1_spans,
+            data_dir.display()
+        );
+        info!("control socket {}", socket.display());
+        let core = Core {
+            info,
+            engine,
+            far: far_handle,
+            calls,
+            store,
+            rec_control: Some(control_tx),
+            rec_done: done_rx,
+            records: HashMap::new(),
+            free_slots: (0..RECORDING_SLOTS).rev().collect(),
+            notices,
+            epoch: (Instant::now(), OffsetDateTime::now_utc()),
+            _prompts: prompts,
+        };
+        Ok(Running {
+            core,
+            listener,
+            socket,
+            recorder,
+        })
+    }
+
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+        let Running {
+            mut core,
+            listener,
+            socket,
+            recorder,
+        } = self;
+        let (req_tx, mut requests) = mpsc::channel::<CoreRequest>(64);
+        let server = tokio::spawn(control_server::serve(
+            listener,
+            req_tx,
+            core.notices.clone(),
+            core.info.clone(),
+        ));
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+
+        let mut pump = tokio::time::interval(PUMP_INTERVAL);
+        pump.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = pump.tick() => core.pump().await,
+                Some(req) = requests.recv() => {
+                    let result = core.request(req.request).await;
+                    let _ = req.reply.send(result);
+                }
+                Some(done) = core.rec_done.recv() => core.recording_done(done),
+            }
+        }
+
+        info!("stopping");
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+        server.abort();
+        let _ = std::fs::remove_file(&socket);
+        core.stop_calls();
+        core.engine.stop();
+        // Closing the control channel makes the recorder finish every open file.
+        core.rec_control = None;
+        let _ = tokio::task::spawn_blocking(move || recorder.join()).await;
+        while let Ok(done) = core.rec_done.try_recv() {
+            core.recording_done(done);
+        }
+        // Wait for the store to have written everything queued before returning.
+        let _ = core.store.cdr_list(1).await;
+        info!("stopped");
+        Ok(())
+    }
+}
+
+impl Core {
+    fn wall(&self, at: Instant) -> OffsetDateTime {
+        let (base, wall) = self.epoch;
+        match at.checked_duration_since(base) {
+            Some(d) => wall + d,
+            None => wall - base.saturating_duration_since(at),
+        }
+    }
+
+    fn notify(&self, notice: Notice) {
+        // No watcher is not an error.
+        let _ = self.notices.send(notice);
+    }
+
+    fn engine(&mut self, cmd: EngineCmd) {
+        if let Err(cmd) = self.engine.send(cmd) {
+            error!("media engine command queue full, dropped {cmd:?}");
+        }
+    }
+
+    /// Logs the outcome of a store write without holding up the core.
+    fn persist(&self, what: &'static str, pending: store::Pending<()>) {
+        tokio::spawn(async move {
+            if let Err(e) = pending.await {
+                error!("store: {what} failed: {e}");
+            }
+        });
+    }
+
+    async fn pump(&mut self) {
+        while let Some(event) = self.engine.poll_event() {
+            let now = Instant::now();
+            let input = match event {
+                EngineEvent::Line(e) => {
+                    debug!("{}: {:?}", e.channel, e.event);
+                    Some(Input::Line {
+                        channel: e.channel,
+                        event: e.event,
+                    })
+                }
+                EngineEvent::Dtmf { channel, digit } => {
+                    info!("{channel}: DTMF digit '{digit}' detected");
+                    Some(Input::Digit { channel, digit })
+                }
+                EngineEvent::Tone { channel, tone } => {
+                    if tone != ProgressTone::Silence {
+                        info!("{channel}: {} tone detected", tone.name());
+                    }
+                    Some(Input::Tone { channel, tone })
+                }
+                EngineEvent::CommandFailed { channel, reason } => {
+                    warn!("{channel}: media command failed: {reason}");
+                    None
+                }
+                EngineEvent::PlayDone { .. } | EngineEvent::DtmfSent { .. } => None,
+            };
+            if let Some(input) = input {
+                self.calls.handle(now, input);
+                self.apply_actions().await;
+            }
+        }
+        let now = Instant::now();
+        if self.calls.poll_timeout().is_some_and(|t| t <= now) {
+            self.calls.handle_timeout(now);
+            self.apply_actions().await;
+        }
+        while let Ok(report) = self.far.reports.pop() {
+            let (channel, what) = describe_report(report);
+            debug!("far end of {channel}: {what}");
+            self.notify(Notice::Far {
+                port: channel.port(),
+                what,
+            });
+        }
+        // Buffers the far end finished with are freed here, off the real-time thread.
+        while self.far.spent.pop().is_ok() {}
+    }
+
+    async fn apply_actions(&mut self) {
+        while let Some(action) = self.calls.poll_action() {
+            match action {
+                Action::Line { channel, command } => {
+                    self.engine(EngineCmd::Line { channel, command })
+                }
+                Action::Bridge { a, b } => self.engine(EngineCmd::Bridge { a, b }),
+                Action::Unbridge { channel } => self.engine(EngineCmd::Unbridge { channel }),
+                Action::PlayTone { channel, tone } => {
+                    self.engine(EngineCmd::PlayTone { channel, tone })
+                }
+                Action::StopTone { channel } => self.engine(EngineCmd::StopPlay { channel }),
+                Action::StartRecording { call, channel } => {
+                    self.start_recording(call, channel).await
+                }
+                Action::StopRecording { call, channel } => self.stop_recording(call, channel),
+                Action::Cdr(update) => self.cdr(update).await,
+                Action::Event(event) => self.call_event(event),
+            }
+        }
+    }
+
+    async fn start_recording(&mut self, call: CallId, channel: ChannelId) {
+        let now = OffsetDateTime::now_utc();
+        let Some(record) = self.records.get(&call) else {
+            return;
+        };
+        let call_id = record.call_id.clone();
+        let Some(slot) = self.free_slots.pop() else {
+            error!("call {call_id}: not recorded, all {RECORDING_SLOTS} recording slots are busy");
+            return;
+        };
+        let vocid = match self.store.next_vocid(now).await {
+            Ok(v) => v,
+            Err(e) => {
+                error!("call {call_id}: not recorded, no recording id: {e}");
+                self.free_slots.push(slot);
+                return;
+            }
+        };
+        let path = recording_rel_path(&vocid, now);
+        let Some(control) = &self.rec_control else {
+            return;
+        };
+        if control
+            .send(RecControl::Open {
+                slot,
+                vocid: vocid.clone(),
+                path: path.clone(),
+            })
+            .is_err()
+        {
+            error!("call {call_id}: not recorded, the recorder has stopped");
+            self.free_slots.push(slot);
+            return;
+        }
+        self.engine(EngineCmd::RecordStart { channel, slot });
+        self.persist(
+            "recording start",
+            self.store.recording_start(&vocid, &call_id, &path, now),
+        );
+        self.persist("cdr vocid", self.store.cdr_set_vocid(&call_id, &vocid));
+        info!("call {call_id}: recording {vocid} to {}", path.display());
+        self.notify(Notice::Recording {
+            call: call_id,
+            vocid: vocid.clone(),
+            path: path.display().to_string(),
+        });
+        if let Some(record) = self.records.get_mut(&call) {
+            record.vocid = Some(vocid);
+            record.slot = Some(slot);
+        }
+    }
+
+    fn stop_recording(&mut self, call: CallId, channel: ChannelId) {
+        self.engine(EngineCmd::RecordStop { channel });
+        let slot = self.records.get_mut(&call).and_then(|r| r.slot.take());
+        if let (Some(slot), Some(control)) = (slot, &self.rec_control) {
+            // The slot is reused only once the recorder reports the file done.
+            let _ = control.send(RecControl::Close { slot });
+        }
+    }
+
+    fn recording_done(&mut self, done: RecDone) {
+        self.free_slots.push(done.slot);
+        let now = OffsetDateTime::now_utc();
+        match done.result {
+            Ok(()) => {
+                info!(
+                    "recording {} complete: {:.1} s",
+                    done.vocid,
+                    done.samples as f64 / 8000.0
+                );
+                self.persist(
+                    "recording end",
+                    self.store.recording_end(&done.vocid, now, done.samples),
+                );
+            }
+            Err(e) => {
+                error!("recording {} failed: {e}", done.vocid);
+                self.persist(
+                    "recording failure",
+                    self.store.recording_failed(&done.vocid, now, done.samples),
+                );
+            }
+        }
+    }
+
+    async fn cdr(&mut self, update: CdrUpdate) {
+        match update {
+            CdrUpdate::Start {
+                call,
+                at,
+                caller,
+                callee,
+                trunk,
+            } => {
+                let start = self.wall(at);
+                let call_id = match self.store.next_call_id(start).await {
+                    Ok(id) => id,
+                    Err(e) => {
+                        // The call still goes through; only its record is lost, loudly.
+                        error!("no call id from the store, the call is not recorded in CDRs: {e}");
+                        format!("X{}", call.0)
+                    }
+                };
+                let cdr = store::CdrStart {
+                    call_id: call_id.clone(),
+                    start,
+                    caller,
+                    callee,
+                    trunk_port: Some(trunk.port()),
+                    seat_port: None,
+                    direction: store::Direction::In,
+                };
+                self.persist("cdr start", self.store.cdr_start(cdr));
+                self.records.insert(
+                    call,
+                    CallRecord {
+                        call_id,
+                        vocid: None,
+                        slot: None,
+                        trunk,
+                    },
+                );
+            }
+            CdrUpdate::Answer { call, at, seat } => {
+                if let Some(r) = self.records.get(&call) {
+                    self.persist(
+                        "cdr answer",
+                        self.store
+                            .cdr_answer(&r.call_id, self.wall(at), Some(seat.port())),
+                    );
+                }
+            }
+            CdrUpdate::End {
+                call,
+                at,
+                disposition,
+                cause,
+            } => {
+                if let Some(r) = self.records.get(&call) {
+                    let d = match disposition {
+                        Disposition::Answered => store::Disposition::Answered,
+                        Disposition::NoAnswer => store::Disposition::NoAnswer,
+                        Disposition::Busy => store::Disposition::Busy,
+                        Disposition::Failed => store::Disposition::Failed,
+                    };
+                    self.persist(
+                        "cdr end",
+                        self.store
+                            .cdr_end(&r.call_id, self.wall(at), d, Some(cause)),
+                    );
+                }
+            }
+        }
+    }
+
+    fn call_id(&self, call: CallId) -> String {
+        self.records
+            .get(&call)
+            .map(|r| r.call_id.clone())
+            .unwrap_or_else(|| format!("X{}", call.0))
+    }
+
+    fn call_event(&mut self, event: CallEvent) {
+        let notice = match event {
+            CallEvent::Offered {
+                call,
+                trunk,
+                caller,
+            } => {
+                let id = self.call_id(call);
+                info!(
+                    "call {id}: incoming on {trunk} from {}",
+                    if caller.is_empty() {
+                        "an unknown number"
+                    } else {
+                        caller.as_str()
+                    }
+                );
+                Notice::CallOffered {
+                    call: id,
+                    trunk: trunk.port(),
+                    caller,
+                }
+            }
+            CallEvent::SeatRinging { call, seat } => {
+                let id = self.call_id(call);
+                info!("call {id}: ringing seat {seat}");
+                Notice::SeatRinging {
+                    call: id,
+                    seat: seat.port(),
+                }
+            }
+            CallEvent::Waiting { call } => {
+                let id = self.call_id(call);
+                info!("call {id}: waiting, no idle seat");
+                Notice::CallWaiting { call: id }
+            }
+            CallEvent::Answered { call, seat } => {
+                let id = self.call_id(call);
+                info!("call {id}: answered by seat {seat}");
+                Notice::CallAnswered {
+                    call: id,
+                    seat: seat.port(),
+                }
+            }
+            CallEvent::Digit {
+                call,
+                channel,
+                digit,
+            } => {
+                let id = self.call_id(call);
+                info!("call {id}: digit '{digit}' from {channel}");
+                Notice::Digit {
+                    call: id,
+                    port: channel.port(),
+                    digit,
+                }
+            }
+            CallEvent::Ended {
+                call,
+                disposition,
+                cause,
+            } => {
+                let record = self.records.remove(&call);
+                let id = record
+                    .as_ref()
+                    .map(|r| r.call_id.clone())
+                    .unwrap_or_else(|| format!("X{}", call.0));
+                let vocid = record.and_then(|r| r.vocid);
+                info!("call {id}: ended, {}: {cause}", disposition.as_str());
+                Notice::CallEnded {
+                    call: id,
+                    disposition: disposition.as_str().into(),
+                    cause: cause.into(),
+                    vocid,
+                }
+            }
+        };
+        self.notify(notice);
+    }
+
+    /// Ends the records of calls still up when the daemon stops.
+    fn stop_calls(&mut self) {
+        let now = OffsetDateTime::now_utc();
+        let calls: Vec<CallId> = self.records.keys().copied().collect();
+        for call in calls {
+            if let Some(record) = self.records.get(&call) {
+                let (call_id, trunk) = (record.call_id.clone(), record.trunk);
+                self.stop_recording(call, trunk);
+                self.persist(
+                    "cdr end",
+                    self.store.cdr_end(
+                        &call_id,
+                        now,
+                        store::Disposition::Interrupted,
+                        Some("daemon stopped"),
+                    ),
+                );
+            }
+        }
+    }
+
+    fn port(&self, port: u16) -> Result<&switchboard_driver_api::ChannelInfo, String> {
+        self.info.channel_of_port(port).ok_or_else(|| {
+            format!(
+                "port {port} does not exist (this card has ports 1-{})",
+                self.info.channels.len()
+            )
+        })
+    }
+
+    fn far_command(&mut self, cmd: FarCommand) -> Result<serde_json::Value, String> {
+        self.far
+            .commands
+            .push(cmd)
+            .map(|()| json!(null))
+            .map_err(|_| "the simulator's command queue is full, try again".to_string())
+    }
+
+    async fn request(&mut self, request: Request) -> Result<serde_json::Value, String> {
+        match request {
+            Request::Status => Ok(self.status()),
+            Request::CdrList { limit } => {
+                let cdrs = self
+                    .store
+                    .cdr_list(limit.min(10_000))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(serde_json::Value::Array(
+                    cdrs.iter().map(cdr_json).collect(),
+                ))
+            }
+            // The connection task streams notices itself.
+            Request::Watch => Ok(json!(null)),
+            Request::SimCall {
+                port,
+                from,
+                digits,
+                digits_delay_ms,
+                play,
+                hangup_after,
+                ..
+            } => {
+                let ch = self.port(port)?;
+                if ch.kind != ChannelKind::FxoTrunk {
+                    return Err(format!(
+                        "port {port} is a {} port, not a trunk port: the exchange can only call trunk ports",
+                        ch.kind.name()
+                    ));
+                }
+                let channel = ch.id;
+                let caller_id = digit_string(&from, "from", |c| c.is_ascii_digit())?;
+                let digits = digit_string(&digits, "digits", crate::dsp::dtmf::is_dtmf_digit)?;
+                let hangup_after_ms = match hangup_after {
+                    None => None,
+                    Some(s) if s.is_finite() && (0.0..=86_400.0).contains(&s) => {
+                        Some((s * 1000.0) as u32)
+                    }
+                    Some(s) => {
+                        return Err(format!(
+                            "hangup_after {s} is not a number of seconds between 0 and 86400"
+                        ))
+                    }
+                };
+                let play = match play {
+                    None => None,
+                    Some(path) => Some(load_wav(PathBuf::from(path)).await?),
+                };
+                self.far_command(FarCommand::Call {
+                    channel,
+                    caller_id,
+                    digits,
+                    digits_delay_ms,
+                    play,
+                    hangup_after_ms,
+                })?;
+                Ok(json!({ "port": port, "placed": true }))
+            }
+            Request::SimHangup { port } => {
+                let channel = self.port(port)?.id;
+                self.far_command(FarCommand::Hangup { channel })
+            }
+            Request::SimOffHook { port } => {
+                let ch = self.port(port)?;
+                if ch.kind != ChannelKind::FxsSeat {
+                    return Err(format!(
+                        "port {port} is a {} port, not a seat port",
+                        ch.kind.name()
+                    ));
+                }
+                let channel = ch.id;
+                self.far_command(FarCommand::OffHook { channel })
+            }
+            Request::SimDial { port, digits } => {
+                let channel = self.port(port)?.id;
+                let digits = digit_string(&digits, "digits", crate::dsp::dtmf::is_dtmf_digit)?;
+                self.far_command(FarCommand::Dial { channel, digits })
+            }
+            Request::SimAutoAnswer { port, after_ms } => {
+                let channel = self.port(port)?.id;
+                self.far_command(FarCommand::AutoAnswer { channel, after_ms })
+            }
+        }
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let stats = self.engine.stats().snapshot();
+        let ports: Vec<_> = self
+            .info
+            .channels
+            .iter()
+            .map(|c| json!({ "port": c.id.port(), "kind": c.kind.name(), "span": c.span + 1 }))
+            .collect();
+        let calls: Vec<_> = self
+            .calls
+            .calls()
+            .map(|(call, trunk, seat)| {
+                json!({
+                    "call": self.call_id(call),
+                    "trunk": trunk.port(),
+                    "seat": seat.map(|s| s.port()),
+                    "vocid": self.records.get(&call).and_then(|r| r.vocid.clone()),
+                })
+            })
+            .collect();
+        json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "card": self.info.name,
+            "realtime_scheduling": self.engine.realtime_scheduling,
+            "engine": stats,
+            "ports": ports,
+            "calls": calls,
+        })
+    }
+}
+
+fn digit_string(
+    s: &str,
+    what: &str,
+    ok: fn(char) -> bool,
+) -> Result<heapless::String<MAX_DIGITS>, String> {
+    if let Some(bad) = s.chars().find(|&c| !ok(c)) {
+        return Err(format!(
+            "unknown digit {bad:?} in {what} {s:?}: DTMF digits are 0-9, *, #, A-D"
+        ));
+    }
+    heapless::String::try_from(s)
+        .map_err(|_| format!("{what} {s:?} is longer than {MAX_DIGITS} digits"))
+}
+
+async fn load_wav(path: PathBuf) -> Result<Arc<[i16]>, String> {
+    tokio::task::spawn_blocking(move || {
+        let wav = crate::audio::wav::read_wav(&path).map_err(|e| e.to_string())?;
+        let samples = crate::audio::wav::to_8k(wav).map_err(|e| e.to_string())?;
+        Ok(Arc::from(samples))
+    })
+    .await
+    .map_err(|e| format!("loading the WAV file failed: {e}"))?
+}
+
+fn describe_report(report: FarReport) -> (ChannelId, String) {
+    match report {
+        FarReport::Ringing { channel } => (channel, "ringing".into()),
+        FarReport::Connected { channel } => (channel, "connected".into()),
+        FarReport::HungUp { channel } => (channel, "hung up".into()),
+        FarReport::Released { channel } => (channel, "released by the switch".into()),
+        FarReport::DigitsSent { channel } => (channel, "digits sent".into()),
+        FarReport::PlayDone { channel } => (channel, "finished playing".into()),
+        FarReport::HeardDigit { channel, digit } => (channel, format!("heard digit {digit}")),
+        FarReport::HeardTone { channel, tone } => (channel, format!("heard {} tone", tone.name())),
+        FarReport::HeardSpeech { channel, speech } => (
+            channel,
+            if speech {
+                "hears sound".into()
+            } else {
+                "hears silence".into()
+            },
+        ),
+        FarReport::Refused { channel, reason } => (channel, format!("refused: {reason}")),
+    }
+}
+
+fn cdr_json(c: &store::Cdr) -> serde_json::Value {
+    json!({
+        "call_id": c.call_id,
+        "start": c.start_utc,
+        "answer": c.answer_utc,
+        "end": c.end_utc,
+        "caller": c.caller,
+        "callee": c.callee,
+        "trunk_port": c.trunk_port,
+        "seat_port": c.seat_port,
+        "direction": c.direction.as_str(),
+        "disposition": c.disposition.as_str(),
+        "cause": c.cause,
+        "vocid": c.vocid,
+        "duration_ms": c.duration_ms,
+        "talk_ms": c.talk_ms,
+    })
+}

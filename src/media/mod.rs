@@ -1,0 +1,535 @@
+//! The real-time media engine.
+//!
+//! One engine runs per card, on its own thread. Every tick it takes one 20 ms block per
+//! channel from the card and, for every channel: decodes G.711, cancels echo, detects DTMF
+//! and call-progress tones, then builds what the channel sends: the bridged partner's audio,
+//! a prompt or a tone, generated DTMF. It hands a mixed copy of recorded channels to the
+//! recording writer and encodes the result back to the card.
+//!
+//! The tick never allocates, locks or makes a system call (the card's own wait for the next
+//! block excepted): all state is sized when the engine is built, commands come in and events
+//! go out through fixed-capacity single-producer single-consumer rings, and counters are
+//! atomics. A full ring gives the value back, and the loss is counted in [`EngineStats`].
+
+mod stats;
+mod thread;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use switchboard_driver_api::{
+    Card, CardError, ChannelEvent, ChannelId, ChannelKind, Law, LineCommand, TickIo, BLOCK_SAMPLES,
+    TICK_MICROS,
+};
+
+use crate::audio::recorder::RecBlock;
+use crate::calls::Tone;
+use crate::dsp::dtmf::{DtmfDetector, DtmfGenerator};
+use crate::dsp::echo::EchoCanceller;
+use crate::dsp::g711;
+use crate::dsp::tone::{ProgressTone, ToneDetector, ToneZone};
+use crate::dsp::tonegen::ToneGenerator;
+
+pub use stats::{EngineStats, StatsSnapshot};
+pub use thread::{spawn, EngineHandle, SpawnError};
+
+/// Most digits one `SendDtmf` command carries.
+pub const MAX_DTMF_DIGITS: usize = 32;
+
+/// Level of the DTMF we generate, in dBm0 per tone.
+const DTMF_LEVEL_DBM0: f32 = -10.0;
+
+/// Level of the call-progress tones we play, per frequency, in dBm0.
+const TONE_LEVEL_DBM0: f32 = -13.0;
+
+/// Commands handled per tick at most, so a flood of commands cannot stretch one tick.
+const MAX_COMMANDS_PER_TICK: usize = 256;
+
+/// An index into the engine's prompt table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PromptId(pub u16);
+
+/// Prompts decoded to linear 8 kHz audio before the engine starts. The engine only reads
+/// them; the control plane keeps the table alive, so the real-time thread never frees one.
+#[derive(Debug, Default)]
+pub struct Prompts {
+    pub audio: Vec<Box<[i16]>>,
+}
+
+/// A command from the control plane to the engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EngineCmd {
+    Line {
+        channel: ChannelId,
+        command: LineCommand,
+    },
+    /// Connects two channels both ways.
+    Bridge {
+        a: ChannelId,
+        b: ChannelId,
+    },
+    /// Disconnects a channel from its partner (both ways).
+    Unbridge {
+        channel: ChannelId,
+    },
+    PlayTone {
+        channel: ChannelId,
+        tone: Tone,
+    },
+    PlayPrompt {
+        channel: ChannelId,
+        prompt: PromptId,
+        repeat: bool,
+    },
+    /// Stops a tone or a prompt.
+    StopPlay {
+        channel: ChannelId,
+    },
+    SendDtmf {
+        channel: ChannelId,
+        digits: heapless::String<MAX_DTMF_DIGITS>,
+    },
+    /// Starts handing the channel's audio (both directions mixed) to the recorder under `slot`.
+    RecordStart {
+        channel: ChannelId,
+        slot: u16,
+    },
+    RecordStop {
+        channel: ChannelId,
+    },
+    SetEchoCanceller {
+        channel: ChannelId,
+        enabled: bool,
+    },
+}
+
+/// Something the engine observed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineEvent {
+    Line(ChannelEvent),
+    Dtmf {
+        channel: ChannelId,
+        digit: char,
+    },
+    Tone {
+        channel: ChannelId,
+        tone: ProgressTone,
+    },
+    /// A prompt played to its end (not raised for repeating prompts or tones).
+    PlayDone {
+        channel: ChannelId,
+    },
+    /// The digits of a `SendDtmf` were all sent.
+    DtmfSent {
+        channel: ChannelId,
+    },
+    /// A command could not be carried out.
+    CommandFailed {
+        channel: ChannelId,
+        reason: &'static str,
+    },
+}
+
+/// Engine settings.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub tone_zone: ToneZone,
+    /// Whether every channel starts with its echo canceller on.
+    pub echo_canceller: bool,
+    /// Whether ticks are paced in real time, so late ticks count as deadline misses.
+    pub realtime: bool,
+    pub command_capacity: usize,
+    pub event_capacity: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            tone_zone: ToneZone::china(),
+            echo_canceller: false,
+            realtime: true,
+            command_capacity: 1024,
+            event_capacity: 4096,
+        }
+    }
+}
+
+enum Play {
+    Idle,
+    Tone(ToneGenerator),
+    Prompt {
+        index: usize,
+        position: usize,
+        repeat: bool,
+    },
+}
+
+/// Per-channel DSP state, built once.
+struct Chan {
+    law: Law,
+    audio: bool,
+    detect_tones: bool,
+    rx: [i16; BLOCK_SAMPLES],
+    tx: [i16; BLOCK_SAMPLES],
+    dtmf: DtmfDetector,
+    tones: ToneDetector,
+    generator: DtmfGenerator,
+    sending_dtmf: bool,
+    play: Play,
+    bridge: Option<u16>,
+    record: Option<u16>,
+    echo: Box<EchoCanceller>,
+    echo_on: bool,
+}
+
+/// The real-time side of the engine, driven by [`Engine::tick`].
+pub struct Engine<C: Card> {
+    card: C,
+    io: TickIo,
+    chans: Vec<Chan>,
+    zone: ToneZone,
+    prompts: Arc<Prompts>,
+    commands: rtrb::Consumer<EngineCmd>,
+    events: rtrb::Producer<EngineEvent>,
+    recorder: Option<rtrb::Producer<RecBlock>>,
+    stats: Arc<EngineStats>,
+    realtime: bool,
+    started: Option<Instant>,
+    ticks: u64,
+}
+
+/// The control-plane ends of the engine's rings.
+pub struct EngineEnds {
+    pub commands: rtrb::Producer<EngineCmd>,
+    pub events: rtrb::Consumer<EngineEvent>,
+    pub stats: Arc<EngineStats>,
+}
+
+impl<C: Card> Engine<C> {
+    /// Builds an engine for a card. Everything the tick needs is allocated here.
+    pub fn new(
+        card: C,
+        config: &EngineConfig,
+        prompts: Arc<Prompts>,
+        recorder: Option<rtrb::Producer<RecBlock>>,
+    ) -> (Engine<C>, EngineEnds) {
+        let info = card.info().clone();
+        let io = TickIo::for_card(&info);
+        let chans = info
+            .channels
+            .iter()
+            .map(|c| Chan {
+                law: c.law,
+                audio: c.kind.carries_audio(),
+                detect_tones: matches!(c.kind, ChannelKind::FxoTrunk | ChannelKind::E1Bearer),
+                rx: [0; BLOCK_SAMPLES],
+                tx: [0; BLOCK_SAMPLES],
+                dtmf: DtmfDetector::new(),
+                tones: ToneDetector::new(&config.tone_zone),
+                generator: DtmfGenerator::new(DTMF_LEVEL_DBM0, 100, 100),
+                sending_dtmf: false,
+                play: Play::Idle,
+                bridge: None,
+                record: None,
+                echo: Box::new(EchoCanceller::new()),
+                echo_on: config.echo_canceller,
+            })
+            .collect();
+        let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(config.command_capacity);
+        let (ev_tx, ev_rx) = rtrb::RingBuffer::new(config.event_capacity);
+        let stats = Arc::new(EngineStats::default());
+        let engine = Engine {
+            card,
+            io,
+            chans,
+            zone: config.tone_zone.clone(),
+            prompts,
+            commands: cmd_rx,
+            events: ev_tx,
+            recorder,
+            stats: stats.clone(),
+            realtime: config.realtime,
+            started: None,
+            ticks: 0,
+        };
+        (
+            engine,
+            EngineEnds {
+                commands: cmd_tx,
+                events: ev_rx,
+                stats,
+            },
+        )
+    }
+
+    /// The card, for inspection.
+    pub fn card(&self) -> &C {
+        &self.card
+    }
+
+    /// Runs one tick: waits for the card, then processes every channel.
+    pub fn tick(&mut self) -> Result<(), CardError> {
+        self.card.tick(&mut self.io)?;
+        let began = Instant::now();
+        let started = *self.started.get_or_insert(began);
+        self.process();
+        let done = Instant::now();
+        self.ticks += 1;
+
+        let busy = done.saturating_duration_since(began);
+        let s = &self.stats;
+        s.ticks.fetch_add(1, Ordering::Relaxed);
+        s.busy_ns
+            .fetch_add(busy.as_nanos() as u64, Ordering::Relaxed);
+        s.max_tick_ns
+            .fetch_max(busy.as_nanos() as u64, Ordering::Relaxed);
+        if self.realtime {
+            // Tick n must be done before the block for tick n + 1 is due.
+            let due = started + Duration::from_micros(TICK_MICROS * self.ticks);
+            if done > due {
+                s.deadline_misses.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self, event: EngineEvent) {
+        if self.events.push(event).is_err() {
+            self.stats.events_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn process(&mut self) {
+        if self.io.events_lost > 0 {
+            self.stats
+                .card_events_lost
+                .fetch_add(u64::from(self.io.events_lost), Ordering::Relaxed);
+        }
+        for i in 0..self.io.events.len() {
+            let event = self.io.events[i];
+            self.emit(EngineEvent::Line(event));
+        }
+        for _ in 0..MAX_COMMANDS_PER_TICK {
+            let Ok(cmd) = self.commands.pop() else { break };
+            self.command(cmd);
+        }
+        self.receive();
+        self.transmit();
+    }
+
+    /// Pass 1: decode what every channel received and run the detectors on it.
+    fn receive(&mut self) {
+        for i in 0..self.chans.len() {
+            let chan = &mut self.chans[i];
+            if !chan.audio {
+                continue;
+            }
+            g711::decode_block(chan.law, &self.io.rx[i], &mut chan.rx);
+            if chan.echo_on {
+                // The reference is what we sent on the previous tick, still in `tx`.
+                for (r, &t) in chan.rx.iter_mut().zip(chan.tx.iter()) {
+                    *r = chan.echo.process(t, *r);
+                }
+            }
+            let channel = ChannelId(i as u16);
+            let events = &mut self.events;
+            let stats = &self.stats;
+            let mut emit = |event| {
+                if events.push(event).is_err() {
+                    stats.events_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            };
+            chan.dtmf
+                .process(&chan.rx, |digit| emit(EngineEvent::Dtmf { channel, digit }));
+            if chan.detect_tones {
+                chan.tones
+                    .process(&chan.rx, |tone| emit(EngineEvent::Tone { channel, tone }));
+            }
+        }
+    }
+
+    /// Pass 2: build, record and encode what every channel sends.
+    fn transmit(&mut self) {
+        for i in 0..self.chans.len() {
+            if !self.chans[i].audio {
+                continue;
+            }
+            let mut out = match self.chans[i].bridge {
+                Some(b) => self.chans[usize::from(b)].rx,
+                None => [0i16; BLOCK_SAMPLES],
+            };
+            let channel = ChannelId(i as u16);
+            let mut done = None;
+            let chan = &mut self.chans[i];
+            match &mut chan.play {
+                Play::Idle => {}
+                Play::Tone(generator) => {
+                    generator.fill(&mut out);
+                }
+                Play::Prompt {
+                    index,
+                    position,
+                    repeat,
+                } => {
+                    let audio = self
+                        .prompts
+                        .audio
+                        .get(*index)
+                        .map(|a| &a[..])
+                        .unwrap_or(&[]);
+                    let mut written = 0;
+                    while written < BLOCK_SAMPLES && !audio.is_empty() {
+                        let n = (BLOCK_SAMPLES - written).min(audio.len() - *position);
+                        out[written..written + n].copy_from_slice(&audio[*position..*position + n]);
+                        written += n;
+                        *position += n;
+                        if *position == audio.len() {
+                            if !*repeat {
+                                break;
+                            }
+                            *position = 0;
+                        }
+                    }
+                    if *position >= audio.len() && !*repeat {
+                        done = Some(EngineEvent::PlayDone { channel });
+                    }
+                }
+            }
+            if done.is_some() {
+                chan.play = Play::Idle;
+            }
+            if chan.sending_dtmf {
+                if chan.generator.fill(&mut out) < BLOCK_SAMPLES && chan.generator.is_idle() {
+                    chan.sending_dtmf = false;
+                    done = done.or(Some(EngineEvent::DtmfSent { channel }));
+                }
+            }
+            chan.tx = out;
+            g711::encode_block(chan.law, &chan.tx, &mut self.io.tx[i]);
+            if let Some(slot) = chan.record {
+                let mut block = RecBlock {
+                    slot,
+                    samples: [0; BLOCK_SAMPLES],
+                };
+                for ((m, &r), &t) in block
+                    .samples
+                    .iter_mut()
+                    .zip(chan.rx.iter())
+                    .zip(chan.tx.iter())
+                {
+                    *m = r.saturating_add(t);
+                }
+                let lost = match &mut self.recorder {
+                    Some(rec) => rec.push(block).is_err(),
+                    None => true,
+                };
+                if lost {
+                    self.stats
+                        .recording_blocks_dropped
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            if let Some(event) = done {
+                self.emit(event);
+            }
+        }
+    }
+
+    fn command(&mut self, cmd: EngineCmd) {
+        let n = self.chans.len();
+        let valid = |c: ChannelId| usize::from(c.0) < n;
+        let channel = match &cmd {
+            EngineCmd::Line { channel, .. }
+            | EngineCmd::Unbridge { channel }
+            | EngineCmd::PlayTone { channel, .. }
+            | EngineCmd::PlayPrompt { channel, .. }
+            | EngineCmd::StopPlay { channel }
+            | EngineCmd::SendDtmf { channel, .. }
+            | EngineCmd::RecordStart { channel, .. }
+            | EngineCmd::RecordStop { channel }
+            | EngineCmd::SetEchoCanceller { channel, .. } => *channel,
+            EngineCmd::Bridge { a, b } => {
+                if !valid(*b) {
+                    *b
+                } else {
+                    *a
+                }
+            }
+        };
+        if !valid(channel) {
+            self.emit(EngineEvent::CommandFailed {
+                channel,
+                reason: "no such channel",
+            });
+            return;
+        }
+        let i = usize::from(channel.0);
+        match cmd {
+            EngineCmd::Line { command, .. } => {
+                if self.card.command(channel, command).is_err() {
+                    self.emit(EngineEvent::CommandFailed {
+                        channel,
+                        reason: "line command refused by the card",
+                    });
+                }
+            }
+            EngineCmd::Bridge { a, b } => {
+                self.unbridge(a);
+                self.unbridge(b);
+                self.chans[usize::from(a.0)].bridge = Some(b.0);
+                self.chans[usize::from(b.0)].bridge = Some(a.0);
+            }
+            EngineCmd::Unbridge { .. } => self.unbridge(channel),
+            EngineCmd::PlayTone { tone, .. } => {
+                let tone = match tone {
+                    Tone::Dial => ProgressTone::Dial,
+                    Tone::Ringback => ProgressTone::Ringback,
+                    Tone::Busy => ProgressTone::Busy,
+                    Tone::Congestion => ProgressTone::Congestion,
+                };
+                match ToneGenerator::for_progress_tone(&self.zone, tone, TONE_LEVEL_DBM0) {
+                    Some(generator) => self.chans[i].play = Play::Tone(generator),
+                    None => self.emit(EngineEvent::CommandFailed {
+                        channel,
+                        reason: "the tone zone has no such tone",
+                    }),
+                }
+            }
+            EngineCmd::PlayPrompt { prompt, repeat, .. } => {
+                if usize::from(prompt.0) < self.prompts.audio.len() {
+                    self.chans[i].play = Play::Prompt {
+                        index: usize::from(prompt.0),
+                        position: 0,
+                        repeat,
+                    };
+                } else {
+                    self.emit(EngineEvent::CommandFailed {
+                        channel,
+                        reason: "no such prompt",
+                    });
+                }
+            }
+            EngineCmd::StopPlay { .. } => self.chans[i].play = Play::Idle,
+            EngineCmd::SendDtmf { digits, .. } => {
+                match self.chans[i].generator.push_digits(&digits) {
+                    Ok(()) => self.chans[i].sending_dtmf = true,
+                    Err(_) => self.emit(EngineEvent::CommandFailed {
+                        channel,
+                        reason: "bad or too many DTMF digits",
+                    }),
+                }
+            }
+            EngineCmd::RecordStart { slot, .. } => self.chans[i].record = Some(slot),
+            EngineCmd::RecordStop { .. } => self.chans[i].record = None,
+            EngineCmd::SetEchoCanceller { enabled, .. } => self.chans[i].echo_on = enabled,
+        }
+    }
+
+    fn unbridge(&mut self, channel: ChannelId) {
+        let i = usize::from(channel.0);
+        if let Some(partner) = self.chans[i].bridge.take() {
+            self.chans[usize::from(partner)].bridge = None;
+        }
+    }
+}

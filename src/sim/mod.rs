@@ -1,0 +1,486 @@
+//! The far-end simulator: what happens at the other end of every simulated line.
+//!
+//! On a trunk port the far end is a caller behind the exchange: it sends DTMF caller id,
+//! makes the exchange ring the port, types digits once answered, plays a WAV file and hangs
+//! up. On a seat port it is a phone: it rings, answers after a delay, and hangs up on command.
+//! On every port it listens to what the switch sends and reports the digits, tones and speech
+//! it hears. It runs inside the card's tick on the real-time thread, so it is driven through
+//! fixed-capacity rings and never allocates: WAV audio arrives as a shared buffer and goes
+//! back to the control plane to be freed there.
+
+use std::sync::Arc;
+
+use switchboard_driver_api::{Block, ChannelId, ChannelInfo, ChannelKind, Law, BLOCK_SAMPLES};
+use switchboard_driver_sim::{FarAction, FarEnd, FarLine};
+
+use crate::dsp::dtmf::{DtmfDetector, DtmfGenerator};
+use crate::dsp::g711;
+use crate::dsp::level::VoiceActivity;
+use crate::dsp::tone::{ProgressTone, ToneDetector, ToneZone};
+
+/// Most digits in a caller id or a digit string.
+pub const MAX_DIGITS: usize = 32;
+
+/// Ticks per second.
+const TICKS_PER_SECOND: u32 = 50;
+
+/// Level of the far end's DTMF, per tone: a typical phone on a short loop.
+const DTMF_LEVEL_DBM0: f32 = -8.0;
+
+/// A command to the far end of one port.
+#[derive(Clone, Debug)]
+pub enum FarCommand {
+    /// Trunk port: a caller dials in. The exchange sends `caller_id` as DTMF before the
+    /// first ring; once answered the caller waits `digits_delay_ms`, types `digits`, plays
+    /// `play`, and hangs up `hangup_after_ms` after the answer (or stays on the line).
+    Call {
+        channel: ChannelId,
+        caller_id: heapless::String<MAX_DIGITS>,
+        digits: heapless::String<MAX_DIGITS>,
+        digits_delay_ms: u32,
+        play: Option<Arc<[i16]>>,
+        hangup_after_ms: Option<u32>,
+    },
+    /// The far end hangs up (trunk) or puts the phone down (seat).
+    Hangup { channel: ChannelId },
+    /// Seat port: lift the handset.
+    OffHook { channel: ChannelId },
+    /// Type digits on a connected line.
+    Dial {
+        channel: ChannelId,
+        digits: heapless::String<MAX_DIGITS>,
+    },
+    /// Seat port: answer automatically this long after ringing starts (None: never).
+    AutoAnswer {
+        channel: ChannelId,
+        after_ms: Option<u32>,
+    },
+}
+
+/// What the far end of a port reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FarReport {
+    /// Trunk: the exchange started ringing the port. Seat: the phone started ringing.
+    Ringing { channel: ChannelId },
+    /// The line is connected end to end.
+    Connected { channel: ChannelId },
+    /// The far end hung up.
+    HungUp { channel: ChannelId },
+    /// The switch released the line.
+    Released { channel: ChannelId },
+    /// The far end finished typing its digits.
+    DigitsSent { channel: ChannelId },
+    /// The far end finished playing its WAV file.
+    PlayDone { channel: ChannelId },
+    /// A DTMF digit heard from the switch.
+    HeardDigit { channel: ChannelId, digit: char },
+    /// A call-progress tone heard from the switch.
+    HeardTone {
+        channel: ChannelId,
+        tone: ProgressTone,
+    },
+    /// Speech started (true) or stopped (false) in what the switch sends.
+    HeardSpeech { channel: ChannelId, speech: bool },
+    /// A command named a port the far end cannot act on in its state.
+    Refused {
+        channel: ChannelId,
+        reason: &'static str,
+    },
+}
+
+/// The control plane's ends of the far end's rings.
+pub struct FarEndHandle {
+    pub commands: rtrb::Producer<FarCommand>,
+    pub reports: rtrb::Consumer<FarReport>,
+    /// Audio buffers the far end finished with, to be dropped outside the real-time thread.
+    pub spent: rtrb::Consumer<Arc<[i16]>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Script {
+    Idle,
+    /// Sending caller id, then ringing the port after a short pause.
+    SendingCallerId {
+        pause_ticks: u32,
+    },
+    /// Waiting to be answered.
+    Calling,
+    /// Answered; ticks since the answer.
+    Talking {
+        ticks: u32,
+    },
+}
+
+struct Port {
+    law: Law,
+    kind: ChannelKind,
+    script: Script,
+    generator: DtmfGenerator,
+    sending: bool,
+    pending_digits: heapless::String<MAX_DIGITS>,
+    digits_delay_ticks: u32,
+    play: Option<(Arc<[i16]>, usize)>,
+    hangup_after_ticks: Option<u32>,
+    hangup_requested: bool,
+    offhook_requested: bool,
+    auto_answer_ticks: Option<u32>,
+    ringing_ticks: u32,
+    last_line: FarLine,
+    detector: DtmfDetector,
+    tones: ToneDetector,
+    voice: VoiceActivity,
+    speech: bool,
+    heard: [i16; BLOCK_SAMPLES],
+}
+
+/// The far end of every port of a simulated card.
+pub struct FarEndSim {
+    ports: Vec<Port>,
+    commands: rtrb::Consumer<FarCommand>,
+    reports: rtrb::Producer<FarReport>,
+    spent: rtrb::Producer<Arc<[i16]>>,
+    reports_dropped: u64,
+}
+
+fn ms_to_ticks(ms: u32) -> u32 {
+    ms.div_ceil(1000 / TICKS_PER_SECOND)
+}
+
+impl FarEndSim {
+    /// A far end for the channels of a card. `seat_answer_ms` is how long seat phones ring
+    /// before answering by themselves (None: they answer only on command).
+    pub fn new(
+        channels: &[ChannelInfo],
+        zone: &ToneZone,
+        seat_answer_ms: Option<u32>,
+    ) -> (FarEndSim, FarEndHandle) {
+        let ports = channels
+            .iter()
+            .map(|c| Port {
+                law: c.law,
+                kind: c.kind,
+                script: Script::Idle,
+                generator: DtmfGenerator::new(DTMF_LEVEL_DBM0, 100, 100),
+                sending: false,
+                pending_digits: heapless::String::new(),
+                digits_delay_ticks: 0,
+                play: None,
+                hangup_after_ticks: None,
+                hangup_requested: false,
+                offhook_requested: false,
+                auto_answer_ticks: if c.kind == ChannelKind::FxsSeat {
+                    seat_answer_ms.map(ms_to_ticks)
+                } else {
+                    None
+                },
+                ringing_ticks: 0,
+                last_line: FarLine::Idle,
+                detector: DtmfDetector::new(),
+                tones: ToneDetector::new(zone),
+                voice: VoiceActivity::new(),
+                speech: false,
+                heard: [0; BLOCK_SAMPLES],
+            })
+            .collect();
+        let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(256);
+        let (rep_tx, rep_rx) = rtrb::RingBuffer::new(4096);
+        let (spent_tx, spent_rx) = rtrb::RingBuffer::new(64);
+        (
+            FarEndSim {
+                ports,
+                commands: cmd_rx,
+                reports: rep_tx,
+                spent: spent_tx,
+                reports_dropped: 0,
+            },
+            FarEndHandle {
+                commands: cmd_tx,
+                reports: rep_rx,
+                spent: spent_rx,
+            },
+        )
+    }
+
+    /// Reports lost because the report ring was full.
+    pub fn reports_dropped(&self) -> u64 {
+        self.reports_dropped
+    }
+
+    fn report(&mut self, r: FarReport) {
+        if self.reports.push(r).is_err() {
+            self.reports_dropped += 1;
+        }
+    }
+
+    fn release_play(&mut self, i: usize) {
+        if let Some((audio, _)) = self.ports[i].play.take() {
+            // A full ring drops the buffer here: a rare, counted free on the real-time thread
+            // is better than blocking it.
+            if self.spent.push(audio).is_err() {
+                self.reports_dropped += 1;
+            }
+        }
+    }
+
+    fn take_commands(&mut self) {
+        while let Ok(cmd) = self.commands.pop() {
+            let channel = match &cmd {
+                FarCommand::Call { channel, .. }
+                | FarCommand::Hangup { channel }
+                | FarCommand::OffHook { channel }
+                | FarCommand::Dial { channel, .. }
+                | FarCommand::AutoAnswer { channel, .. } => *channel,
+            };
+            let i = usize::from(channel.0);
+            if i >= self.ports.len() {
+                self.report(FarReport::Refused {
+                    channel,
+                    reason: "no such port",
+                });
+                continue;
+            }
+            match cmd {
+                FarCommand::Call {
+                    caller_id,
+                    digits,
+                    digits_delay_ms,
+                    play,
+                    hangup_after_ms,
+                    ..
+                } => {
+                    let p = &mut self.ports[i];
+                    if p.kind != ChannelKind::FxoTrunk {
+                        self.report(FarReport::Refused {
+                            channel,
+                            reason: "not a trunk port",
+                        });
+                        continue;
+                    }
+                    if p.script != Script::Idle || p.last_line != FarLine::Idle {
+                        self.report(FarReport::Refused {
+                            channel,
+                            reason: "the line is busy",
+                        });
+                        continue;
+                    }
+                    p.pending_digits = digits;
+                    p.digits_delay_ticks = ms_to_ticks(digits_delay_ms);
+                    p.hangup_after_ticks = hangup_after_ms.map(ms_to_ticks);
+                    p.hangup_requested = false;
+                    let mut cid: heapless::String<{ MAX_DIGITS + 2 }> = heapless::String::new();
+                    if !caller_id.is_empty() {
+                        let _ = cid.push('A');
+                        let _ = cid.push_str(&caller_id);
+                        let _ = cid.push('C');
+                    }
+                    // Caller id is sent fast, the way exchanges do: 70 ms tones, 70 ms gaps.
+                    p.generator = DtmfGenerator::new(DTMF_LEVEL_DBM0, 70, 70);
+                    p.sending = p.generator.push_digits(&cid).is_ok() && !cid.is_empty();
+                    p.script = Script::SendingCallerId {
+                        pause_ticks: ms_to_ticks(300),
+                    };
+                    self.release_play(i);
+                    self.ports[i].play = play.map(|a| (a, 0));
+                }
+                FarCommand::Hangup { .. } => self.ports[i].hangup_requested = true,
+                FarCommand::OffHook { .. } => self.ports[i].offhook_requested = true,
+                FarCommand::Dial { digits, .. } => {
+                    let p = &mut self.ports[i];
+                    p.generator = DtmfGenerator::new(DTMF_LEVEL_DBM0, 100, 100);
+                    p.sending = p.generator.push_digits(&digits).is_ok();
+                }
+                FarCommand::AutoAnswer { after_ms, .. } => {
+                    self.ports[i].auto_answer_ticks = after_ms.map(ms_to_ticks)
+                }
+            }
+        }
+    }
+
+    fn listen(&mut self, i: usize, heard: &Block) {
+        let channel = ChannelId(i as u16);
+        let p = &mut self.ports[i];
+        g711::decode_block(p.law, heard, &mut p.heard);
+        let reports = &mut self.reports;
+        let dropped = &mut self.reports_dropped;
+        let mut report = |r| {
+            if reports.push(r).is_err() {
+                *dropped += 1;
+            }
+        };
+        p.detector.process(&p.heard, |digit| {
+            report(FarReport::HeardDigit { channel, digit })
+        });
+        p.tones.process(&p.heard, |tone| {
+            report(FarReport::HeardTone { channel, tone })
+        });
+        let speech = p.voice.process(&p.heard);
+        if speech != p.speech {
+            p.speech = speech;
+            report(FarReport::HeardSpeech { channel, speech });
+        }
+    }
+
+    /// Builds what the far end says this tick: generated digits over the WAV being played.
+    fn speak(&mut self, i: usize, say: &mut Block) -> (bool, bool) {
+        let p = &mut self.ports[i];
+        let mut out = [0i16; BLOCK_SAMPLES];
+        let mut play_done = false;
+        let playing = matches!(p.script, Script::Talking { .. });
+        if playing && !p.sending {
+            if let Some((audio, pos)) = &mut p.play {
+                let n = BLOCK_SAMPLES.min(audio.len() - *pos);
+                out[..n].copy_from_slice(&audio[*pos..*pos + n]);
+                *pos += n;
+                play_done = *pos >= audio.len();
+            }
+        }
+        let mut digits_done = false;
+        if p.sending && p.generator.fill(&mut out) < BLOCK_SAMPLES && p.generator.is_idle() {
+            p.sending = false;
+            digits_done = true;
+        }
+        g711::encode_block(p.law, &out, say);
+        (digits_done, play_done)
+    }
+
+    fn trunk(&mut self, i: usize, line: FarLine) -> FarAction {
+        let channel = ChannelId(i as u16);
+        let p = &mut self.ports[i];
+        let mut action = FarAction::None;
+        let mut talking_digits_done = false;
+        match p.script {
+            Script::Idle => {}
+            Script::SendingCallerId { pause_ticks } => {
+                if !p.sending {
+                    if pause_ticks == 0 {
+                        p.script = Script::Calling;
+                        action = FarAction::Call;
+                    } else {
+                        p.script = Script::SendingCallerId {
+                            pause_ticks: pause_ticks - 1,
+                        };
+                    }
+                }
+            }
+            Script::Calling => {
+                if line == FarLine::Connected {
+                    p.script = Script::Talking { ticks: 0 };
+                } else if p.hangup_requested {
+                    action = FarAction::Hangup;
+                }
+            }
+            Script::Talking { ticks } => {
+                let ticks = ticks.saturating_add(1);
+                p.script = Script::Talking { ticks };
+                if ticks == p.digits_delay_ticks.max(1) && !p.pending_digits.is_empty() {
+                    p.generator = DtmfGenerator::new(DTMF_LEVEL_DBM0, 100, 100);
+                    p.sending = p.generator.push_digits(&p.pending_digits).is_ok();
+                    p.pending_digits.clear();
+                    talking_digits_done = !p.sending;
+                }
+                let due = p.hangup_after_ticks.is_some_and(|t| ticks >= t);
+                if (due || p.hangup_requested) && line == FarLine::Connected {
+                    action = FarAction::Hangup;
+                }
+            }
+        }
+        if talking_digits_done {
+            self.report(FarReport::DigitsSent { channel });
+        }
+        action
+    }
+
+    fn seat(&mut self, i: usize, line: FarLine) -> FarAction {
+        let p = &mut self.ports[i];
+        let mut action = FarAction::None;
+        if line == FarLine::Alerting {
+            p.ringing_ticks = p.ringing_ticks.saturating_add(1);
+            if p.auto_answer_ticks.is_some_and(|t| p.ringing_ticks >= t) {
+                action = FarAction::OffHook;
+            }
+        } else {
+            p.ringing_ticks = 0;
+        }
+        if std::mem::take(&mut p.offhook_requested)
+            && matches!(line, FarLine::Idle | FarLine::Alerting)
+        {
+            action = FarAction::OffHook;
+        }
+        if std::mem::take(&mut p.hangup_requested)
+            && matches!(line, FarLine::Connected | FarLine::Seized)
+        {
+            action = FarAction::Hangup;
+        }
+        action
+    }
+}
+
+impl FarEnd for FarEndSim {
+    fn tick(
+        &mut self,
+        ch: &ChannelInfo,
+        line: FarLine,
+        heard: &Block,
+        say: &mut Block,
+    ) -> FarAction {
+        let i = usize::from(ch.id.0);
+        if i == 0 {
+            self.take_commands();
+        }
+        let Some(last) = self.ports.get(i).map(|p| p.last_line) else {
+            say.fill(ch.law.silence());
+            return FarAction::None;
+        };
+        if line != last {
+            self.ports[i].last_line = line;
+            let channel = ch.id;
+            match line {
+                FarLine::Alerting => self.report(FarReport::Ringing { channel }),
+                FarLine::Connected => self.report(FarReport::Connected { channel }),
+                FarLine::Idle
+                    if matches!(
+                        last,
+                        FarLine::Connected | FarLine::Seized | FarLine::Alerting
+                    ) =>
+                {
+                    // Our side released the line (or stopped ringing) before the far end did.
+                    let p = &mut self.ports[i];
+                    if p.kind == ChannelKind::FxoTrunk && p.script != Script::Idle {
+                        p.script = Script::Idle;
+                        p.sending = false;
+                        self.release_play(i);
+                    }
+                    if last != FarLine::Alerting {
+                        self.report(FarReport::Released { channel });
+                    }
+                }
+                FarLine::Released | FarLine::Idle | FarLine::Seized => {}
+            }
+        }
+        self.listen(i, heard);
+        let (digits_done, play_done) = self.speak(i, say);
+        if digits_done && matches!(self.ports[i].script, Script::Talking { .. }) {
+            self.report(FarReport::DigitsSent { channel: ch.id });
+        }
+        if play_done {
+            self.release_play(i);
+            self.report(FarReport::PlayDone { channel: ch.id });
+        }
+        let action = match self.ports[i].kind {
+            ChannelKind::FxoTrunk => self.trunk(i, line),
+            ChannelKind::FxsSeat | ChannelKind::Sound => self.seat(i, line),
+            ChannelKind::E1Bearer | ChannelKind::E1Signalling => FarAction::None,
+        };
+        if action == FarAction::Hangup {
+            let p = &mut self.ports[i];
+            p.hangup_requested = false;
+            if p.kind == ChannelKind::FxoTrunk {
+                p.script = Script::Idle;
+                p.sending = false;
+                self.release_play(i);
+            }
+            self.report(FarReport::HungUp { channel: ch.id });
+        }
+        action
+    }
+}
