@@ -97,11 +97,7 @@ impl EchoCanceller {
         let d = f32::from(rx) * SCALE;
 
         // Push the newest reference at the front of the window.
-        self.pos = if self.pos == 0 {
-            ECHO_TAPS - 1
-        } else {
-            self.pos - 1
-        };
+        self.pos = if self.pos == 0 { ECHO_TAPS - 1 } else { self.pos - 1 };
         let oldest = self.history[self.pos + ECHO_TAPS];
         self.history[self.pos] = x;
         self.history[self.pos + ECHO_TAPS] = x;

@@ -26,11 +26,7 @@ const fn alaw_decode_calc(code: u8) -> i16 {
     let segment = ((c >> 4) & 0x07) as i32;
     // Segment 0 is linear with a half-step offset; higher segments add the implicit leading
     // one (0x100) plus the half step (0x08) and double per segment.
-    let magnitude = if segment == 0 {
-        mantissa + 8
-    } else {
-        (mantissa + 0x108) << (segment - 1)
-    };
+    let magnitude = if segment == 0 { mantissa + 8 } else { (mantissa + 0x108) << (segment - 1) };
     if c & 0x80 != 0 {
         magnitude as i16
     } else {
@@ -74,11 +70,7 @@ const fn build_ulaw_table() -> [i16; 256] {
 pub fn alaw_encode(x: i16) -> u8 {
     // G.711 folds negative values with a ones' complement, so -1 and 0 share a magnitude and
     // -32768 still fits; the sign bit is set for non-negative values.
-    let (magnitude, sign) = if x >= 0 {
-        (x as u32, 0x80u8)
-    } else {
-        (!(x as i32) as u32, 0x00u8)
-    };
+    let (magnitude, sign) = if x >= 0 { (x as u32, 0x80u8) } else { (!(x as i32) as u32, 0x00u8) };
     // The segment is the position of the top bit above bit 7 (0 for magnitudes below 256).
     // An i16 magnitude is at most 32767, so the segment never exceeds 7 and needs no clip.
     let segment = 24 - (magnitude | 0xFF).leading_zeros();
@@ -98,11 +90,8 @@ pub fn alaw_decode(c: u8) -> i16 {
 pub fn ulaw_encode(x: i16) -> u8 {
     // Mu-law is sign-magnitude with a bias; the negative sign is a cleared top bit after the
     // final inversion.
-    let (magnitude, negative) = if x >= 0 {
-        (x as i32 + ULAW_BIAS, 0x00u8)
-    } else {
-        (ULAW_BIAS - x as i32, 0x80u8)
-    };
+    let (magnitude, negative) =
+        if x >= 0 { (x as i32 + ULAW_BIAS, 0x00u8) } else { (ULAW_BIAS - x as i32, 0x80u8) };
     let magnitude = magnitude as u32;
     let segment = 24 - (magnitude | 0xFF).leading_zeros();
     let code = if segment >= 8 {

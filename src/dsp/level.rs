@@ -56,10 +56,7 @@ impl PowerMeter {
     /// A meter with the given time constant (at least one sample).
     pub fn with_time_constant_ms(ms: u32) -> Self {
         let samples = (ms.saturating_mul(SAMPLES_PER_MS)).max(1) as f32;
-        PowerMeter {
-            mean_square: 0.0,
-            alpha: 1.0 / samples,
-        }
+        PowerMeter { mean_square: 0.0, alpha: 1.0 / samples }
     }
 
     /// Forgets the history.
@@ -117,11 +114,7 @@ impl Default for VoiceActivity {
 impl VoiceActivity {
     /// A classifier that starts in silence, assuming a quiet line.
     pub fn new() -> Self {
-        VoiceActivity {
-            noise_floor_dbm0: -70.0,
-            hangover_left: 0,
-            active: false,
-        }
+        VoiceActivity { noise_floor_dbm0: -70.0, hangover_left: 0, active: false }
     }
 
     /// Back to the starting state.
@@ -148,8 +141,7 @@ impl VoiceActivity {
         } else {
             self.noise_floor_dbm0 += NOISE_RISE_DB_PER_S * seconds;
         }
-        let loud =
-            level >= SPEECH_FLOOR_DBM0 && level >= self.noise_floor_dbm0 + SPEECH_OVER_NOISE_DB;
+        let loud = level >= SPEECH_FLOOR_DBM0 && level >= self.noise_floor_dbm0 + SPEECH_OVER_NOISE_DB;
         if loud {
             self.hangover_left = HANGOVER_MS * SAMPLES_PER_MS;
             self.active = true;
@@ -189,8 +181,7 @@ mod tests {
         }
         assert_eq!(dbm0(&[]), MIN_DBM0);
         assert_eq!(dbm0(&[0; 100]), MIN_DBM0);
-        let full: [i16; 64] =
-            core::array::from_fn(|i| if i % 2 == 0 { i16::MAX } else { i16::MIN });
+        let full: [i16; 64] = core::array::from_fn(|i| if i % 2 == 0 { i16::MAX } else { i16::MIN });
         assert!((dbm0(&full) - 6.16).abs() < 0.01);
     }
 

@@ -86,33 +86,18 @@ pub struct ToneSpec {
 impl ToneSpec {
     /// A tone that does not stop. `f2` of zero (or less) means a single frequency.
     pub const fn continuous(f1: f32, f2: f32) -> Self {
-        ToneSpec {
-            freqs: [f1, f2],
-            on_ms: 0,
-            off_ms: 0,
-        }
+        ToneSpec { freqs: [f1, f2], on_ms: 0, off_ms: 0 }
     }
 
     /// A tone on for `on_ms`, off for `off_ms`, repeating. `f2` of zero (or less) means a
     /// single frequency.
     pub const fn cadenced(f1: f32, f2: f32, on_ms: u32, off_ms: u32) -> Self {
-        ToneSpec {
-            freqs: [f1, f2],
-            on_ms,
-            off_ms,
-        }
+        ToneSpec { freqs: [f1, f2], on_ms, off_ms }
     }
 
     /// The frequencies in Hz; the second is 0 for a single-frequency tone.
     pub fn frequencies(&self) -> [f32; 2] {
-        [
-            self.freqs[0],
-            if self.freqs[1] > 0.0 {
-                self.freqs[1]
-            } else {
-                0.0
-            },
-        ]
+        [self.freqs[0], if self.freqs[1] > 0.0 { self.freqs[1] } else { 0.0 }]
     }
 
     /// True for a tone without cadence.
@@ -164,25 +149,16 @@ impl ToneZone {
         busy: ToneSpec,
         congestion: ToneSpec,
     ) -> Result<ToneZone, ToneZoneError> {
-        let zone = ToneZone {
-            dial,
-            ringback,
-            busy,
-            congestion,
-        };
+        let zone = ToneZone { dial, ringback, busy, congestion };
         let specs = zone.specs();
         for (tone, spec) in specs {
             let name = tone.name();
             for f in spec.freqs {
                 if f > 0.0 && !(200.0..=3000.0).contains(&f) || (f == spec.freqs[0] && f <= 0.0) {
-                    return Err(ToneZoneError::BadFrequency {
-                        tone: name,
-                        freq: f,
-                    });
+                    return Err(ToneZoneError::BadFrequency { tone: name, freq: f });
                 }
             }
-            if !spec.is_continuous() && (spec.on_ms < MIN_PERIOD_MS || spec.off_ms < MIN_PERIOD_MS)
-            {
+            if !spec.is_continuous() && (spec.on_ms < MIN_PERIOD_MS || spec.off_ms < MIN_PERIOD_MS) {
                 return Err(ToneZoneError::BadCadence { tone: name });
             }
         }
@@ -204,10 +180,7 @@ impl ToneZone {
                 let (ta, a) = specs[i];
                 let (tb, b) = specs[j];
                 if same_signature(&a, &b) && cadences_overlap(&a, &b) {
-                    return Err(ToneZoneError::Ambiguous {
-                        a: ta.name(),
-                        b: tb.name(),
-                    });
+                    return Err(ToneZoneError::Ambiguous { a: ta.name(), b: tb.name() });
                 }
             }
         }
@@ -373,10 +346,7 @@ impl ToneDetector {
                 };
                 mask |= 1 << idx;
             }
-            let signature = match signatures[..signature_count]
-                .iter()
-                .position(|&m| m == mask)
-            {
+            let signature = match signatures[..signature_count].iter().position(|&m| m == mask) {
                 Some(s) => s,
                 None => {
                     signatures[signature_count] = mask;
@@ -384,11 +354,7 @@ impl ToneDetector {
                     signature_count - 1
                 }
             };
-            let cycles = if tone == ProgressTone::Ringback {
-                RINGBACK_CYCLES
-            } else {
-                BUSY_CYCLES
-            };
+            let cycles = if tone == ProgressTone::Ringback { RINGBACK_CYCLES } else { BUSY_CYCLES };
             targets[i] = Target {
                 tone,
                 signature: signature as u8,
@@ -424,9 +390,7 @@ impl ToneDetector {
             signatures,
             signature_count,
             targets,
-            min_ms: 10f32.powf((MIN_LEVEL_DBM0 - super::DBM0_MAX_SINE_POWER) / 10.0)
-                * 32767.0
-                * 32767.0
+            min_ms: 10f32.powf((MIN_LEVEL_DBM0 - super::DBM0_MAX_SINE_POWER) / 10.0) * 32767.0 * 32767.0
                 / 2.0,
             s1: [0.0; MAX_ZONE_FREQUENCIES],
             s2: [0.0; MAX_ZONE_FREQUENCIES],
@@ -516,9 +480,8 @@ impl ToneDetector {
             if weakest < self.min_ms || sum < PURITY * mean_square {
                 continue;
             }
-            let others_quiet = (0..MAX_ZONE_FREQUENCIES)
-                .filter(|k| mask & (1 << k) == 0)
-                .all(|k| ms[k] < weakest * reject);
+            let others_quiet =
+                (0..MAX_ZONE_FREQUENCIES).filter(|k| mask & (1 << k) == 0).all(|k| ms[k] < weakest * reject);
             if others_quiet {
                 return s as u8;
             }
@@ -592,11 +555,7 @@ impl ToneDetector {
                     return;
                 }
                 // A period that outlasts its cadence means the tone stopped or changed.
-                let max = if self.seg_sig == NONE {
-                    t.off.1
-                } else {
-                    t.on.1
-                };
+                let max = if self.seg_sig == NONE { t.off.1 } else { t.on.1 };
                 if ms > max {
                     self.recognised = None;
                     on_tone(ProgressTone::Silence);
@@ -656,12 +615,8 @@ mod tests {
     #[test]
     fn china_tones_are_told_apart() {
         let zone = ToneZone::china();
-        for tone in [
-            ProgressTone::Dial,
-            ProgressTone::Ringback,
-            ProgressTone::Busy,
-            ProgressTone::Congestion,
-        ] {
+        for tone in [ProgressTone::Dial, ProgressTone::Ringback, ProgressTone::Busy, ProgressTone::Congestion]
+        {
             let got = run(&zone, tone, -15.0, 12);
             assert_eq!(got.first().map(|g| g.1), Some(tone), "{tone:?}: {got:?}");
             assert_eq!(got.len(), 1, "{tone:?}: {got:?}");
@@ -684,16 +639,9 @@ mod tests {
                 ToneSpec::cadenced(450.0, 0.0, 350, 350),
                 ToneSpec::cadenced(450.0, 0.0, 700, 700),
             ),
-            Err(ToneZoneError::BadFrequency {
-                tone: "dial",
-                freq: 50.0
-            })
+            Err(ToneZoneError::BadFrequency { tone: "dial", freq: 50.0 })
         );
-        for z in [
-            ToneZone::china(),
-            ToneZone::north_america(),
-            ToneZone::europe(),
-        ] {
+        for z in [ToneZone::china(), ToneZone::north_america(), ToneZone::europe()] {
             let rebuilt = ToneZone::new(z.dial, z.ringback, z.busy, z.congestion);
             assert_eq!(rebuilt.as_ref(), Ok(&z));
         }

@@ -24,13 +24,7 @@ impl Oscillator {
     /// phase zero so the first sample is 0 and tones begin without a click.
     pub fn new(freq_hz: f32, amplitude: f32) -> Self {
         let w = 2.0 * core::f32::consts::PI * freq_hz / SAMPLE_RATE;
-        Oscillator {
-            re: 1.0,
-            im: 0.0,
-            cos_step: w.cos(),
-            sin_step: w.sin(),
-            amplitude,
-        }
+        Oscillator { re: 1.0, im: 0.0, cos_step: w.cos(), sin_step: w.sin(), amplitude }
     }
 
     /// Restarts at phase zero.
@@ -69,22 +63,14 @@ pub struct Cadence {
 impl Cadence {
     /// A tone that never stops.
     pub const fn continuous() -> Self {
-        Cadence {
-            pairs: [(0, 0); MAX_CADENCE_PAIRS],
-            count: 0,
-            repeat: true,
-        }
+        Cadence { pairs: [(0, 0); MAX_CADENCE_PAIRS], count: 0, repeat: true }
     }
 
     /// A repeating pattern of one on and one off period.
     pub const fn on_off(on_ms: u32, off_ms: u32) -> Self {
         let mut pairs = [(0, 0); MAX_CADENCE_PAIRS];
         pairs[0] = (on_ms, off_ms);
-        Cadence {
-            pairs,
-            count: 1,
-            repeat: true,
-        }
+        Cadence { pairs, count: 1, repeat: true }
     }
 
     /// A pattern of up to [`MAX_CADENCE_PAIRS`] (on, off) pairs in milliseconds, played
@@ -99,11 +85,7 @@ impl Cadence {
         }
         let mut out = [(0, 0); MAX_CADENCE_PAIRS];
         out[..pairs.len()].copy_from_slice(pairs);
-        Some(Cadence {
-            pairs: out,
-            count: pairs.len(),
-            repeat,
-        })
+        Some(Cadence { pairs: out, count: pairs.len(), repeat })
     }
 
     /// True for a tone that never stops.
@@ -148,14 +130,8 @@ impl ToneGenerator {
                 active += 1;
             }
         }
-        let mut generator = ToneGenerator {
-            oscillators,
-            active,
-            cadence,
-            section: 0,
-            remaining: 0,
-            finished: false,
-        };
+        let mut generator =
+            ToneGenerator { oscillators, active, cadence, section: 0, remaining: 0, finished: false };
         generator.reset();
         generator
     }
@@ -182,11 +158,7 @@ impl ToneGenerator {
     pub fn reset(&mut self) {
         self.section = 0;
         self.finished = false;
-        self.remaining = if self.cadence.is_continuous() {
-            u64::MAX
-        } else {
-            self.period_samples(0)
-        };
+        self.remaining = if self.cadence.is_continuous() { u64::MAX } else { self.period_samples(0) };
         for osc in &mut self.oscillators {
             osc.restart();
         }
@@ -213,8 +185,7 @@ impl ToneGenerator {
                 self.advance();
                 continue;
             }
-            let n =
-                (out.len() - written).min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+            let n = (out.len() - written).min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
             let chunk = &mut out[written..written + n];
             if self.section % 2 == 0 {
                 self.synthesise(chunk);
