@@ -51,9 +51,7 @@ impl LoopFarEnd {
         }
         let mut signal = vec![0u8; len];
         g711::encode_block(switchboard_driver_api::Law::Alaw, &linear, &mut signal);
-        let offsets = (0..channels)
-            .map(|c| (c * 7 * BLOCK_SAMPLES) % len)
-            .collect();
+        let offsets = (0..channels).map(|c| (c * 7 * BLOCK_SAMPLES) % len).collect();
         LoopFarEnd { signal, offsets }
     }
 }
@@ -87,16 +85,10 @@ fn rig(channels: u16, pacing: Pacing) -> Rig {
     let info = switchboard_driver_sim::describe(&sim);
     let card = SimCard::new(sim, LoopFarEnd::new(info.channels.len()));
     let (rec_tx, mut rec_rx) = rtrb::RingBuffer::<RecBlock>::new(usize::from(channels) * 50);
-    let config = EngineConfig {
-        realtime: pacing == Pacing::RealTime,
-        ..EngineConfig::default()
-    };
+    let config = EngineConfig { realtime: pacing == Pacing::RealTime, ..EngineConfig::default() };
     let (engine, mut ends) = Engine::new(card, &config, Arc::new(Prompts::default()), Some(rec_tx));
     for c in info.channels.iter().filter(|c| c.kind.carries_audio()) {
-        let _ = ends.commands.push(EngineCmd::RecordStart {
-            channel: c.id,
-            slot: c.id.0,
-        });
+        let _ = ends.commands.push(EngineCmd::RecordStart { channel: c.id, slot: c.id.0 });
     }
     let drained = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -111,20 +103,11 @@ fn rig(channels: u16, pacing: Pacing) -> Rig {
             std::thread::sleep(Duration::from_millis(5));
         }
     });
-    Rig {
-        engine,
-        ends,
-        drained,
-        stop,
-        drain,
-    }
+    Rig { engine, ends, drained, stop, drain }
 }
 
 fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: clock_gettime writes a timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
@@ -158,14 +141,8 @@ pub fn media(channels: u16, seconds: f64, realtime: bool) -> Result<()> {
         "free-running: {channels} channels x {audio_seconds:.1} s of audio in {cpu:.3} s CPU ({wall:.3} s wall)"
     );
     println!("  channels per core: {per_core:.0}");
-    println!(
-        "  digits detected: {digits} (expected about {})",
-        u64::from(channels) * (ticks / 50)
-    );
-    println!(
-        "  recording blocks handed to the writer: {}",
-        r.drained.load(Ordering::Relaxed)
-    );
+    println!("  digits detected: {digits} (expected about {})", u64::from(channels) * (ticks / 50));
+    println!("  recording blocks handed to the writer: {}", r.drained.load(Ordering::Relaxed));
     let s = r.ends.stats.snapshot();
     println!(
         "  events dropped: {}  recording blocks dropped: {}",
@@ -174,16 +151,9 @@ pub fn media(channels: u16, seconds: f64, realtime: bool) -> Result<()> {
 
     if realtime {
         let r = rig(channels, Pacing::RealTime);
-        let Rig {
-            engine,
-            ends,
-            drained,
-            stop,
-            drain,
-        } = r;
+        let Rig { engine, ends, drained, stop, drain } = r;
         let stats = ends.stats.clone();
-        let mut handle =
-            spawn(engine, ends, "bench-media", 50).context("cannot start the engine thread")?;
+        let mut handle = spawn(engine, ends, "bench-media", 50).context("cannot start the engine thread")?;
         let rt = handle.realtime_scheduling;
         let until = Instant::now() + Duration::from_secs_f64(seconds);
         while Instant::now() < until {

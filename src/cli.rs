@@ -26,22 +26,12 @@ pub fn request(data_dir: &Path, request: &Request, follow: bool) -> Result<ExitC
     let mut stream = connect(data_dir)?;
     let mut line = serde_json::to_string(request)?;
     line.push('\n');
-    stream
-        .write_all(line.as_bytes())
-        .context("cannot send the request")?;
+    stream.write_all(line.as_bytes()).context("cannot send the request")?;
     let mut lines = BufReader::new(stream).lines();
-    let first = lines
-        .next()
-        .context("the daemon closed the connection without answering")??;
-    let response: Response =
-        serde_json::from_str(&first).context("the daemon sent a malformed answer")?;
+    let first = lines.next().context("the daemon closed the connection without answering")??;
+    let response: Response = serde_json::from_str(&first).context("the daemon sent a malformed answer")?;
     if !response.ok {
-        bail!(
-            "{}",
-            response
-                .error
-                .unwrap_or_else(|| "the daemon refused the request".into())
-        );
+        bail!("{}", response.error.unwrap_or_else(|| "the daemon refused the request".into()));
     }
     if let Some(result) = &response.result {
         if !result.is_null() {
@@ -86,9 +76,7 @@ pub fn gen_dtmf(digits: &str, out: &Path) -> Result<()> {
     let chars: Vec<char> = digits.chars().collect();
     for chunk in chars.chunks(16) {
         let chunk: String = chunk.iter().collect();
-        generator
-            .push_digits(&chunk)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        generator.push_digits(&chunk).map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut block = [0i16; 160];
         loop {
             block.fill(0);

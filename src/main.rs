@@ -11,11 +11,7 @@ use switchboard::config::Config;
 use switchboard::{bench, cli, daemon, paths};
 
 #[derive(Parser)]
-#[command(
-    name = "switchboard",
-    version,
-    about = "Call-center telephony appliance"
-)]
+#[command(name = "switchboard", version, about = "Call-center telephony appliance")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -193,11 +189,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             cli::gen_dtmf(&digits, &out)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench(BenchCommand::Media {
-            channels,
-            seconds,
-            free_running_only,
-        }) => {
+        Command::Bench(BenchCommand::Media { channels, seconds, free_running_only }) => {
             if channels == 0 || !(seconds > 0.0) {
                 bail!("--channels and --seconds must be positive");
             }
@@ -210,15 +202,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 fn sim(cmd: SimCommand) -> Result<ExitCode> {
     use switchboard::control::protocol::Request;
     let (data_dir, request, follow) = match cmd {
-        SimCommand::Call {
-            data_dir,
-            port,
-            from,
-            digits,
-            play,
-            hangup_after,
-            no_wait,
-        } => {
+        SimCommand::Call { data_dir, port, from, digits, play, hangup_after, no_wait } => {
             let play = match play {
                 Some(p) => Some(
                     std::fs::canonicalize(&p)
@@ -241,11 +225,7 @@ fn sim(cmd: SimCommand) -> Result<ExitCode> {
         }
         SimCommand::Hangup { data_dir, port } => (data_dir, Request::SimHangup { port }, false),
         SimCommand::Offhook { data_dir, port } => (data_dir, Request::SimOffHook { port }, false),
-        SimCommand::Dial {
-            data_dir,
-            port,
-            digits,
-        } => (data_dir, Request::SimDial { port, digits }, false),
+        SimCommand::Dial { data_dir, port, digits } => (data_dir, Request::SimDial { port, digits }, false),
         SimCommand::Watch { data_dir } => (data_dir, Request::Watch, true),
     };
     cli::request(&paths::data_dir(data_dir), &request, follow)

@@ -11,6 +11,4 @@ pub mod wav;
 pub use recorder::{
     recording_rel_path, RecBlock, RecControl, RecDone, RecorderStats, RecorderThread, REC_BLOCK,
 };
-pub use wav::{
-    parse_wav, read_wav, repair_wav, to_8k, RepairOutcome, Wav, WavError, WavFormat, WavWriter,
-};
+pub use wav::{parse_wav, read_wav, repair_wav, to_8k, RepairOutcome, Wav, WavError, WavFormat, WavWriter};

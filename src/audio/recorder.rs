@@ -43,11 +43,7 @@ pub enum RecControl {
     /// [`recording_rel_path`]); missing directories are created. Send this before telling
     /// the engine to tap the slot. Reusing a slot id that is still open (or closing)
     /// finishes the previous recording first.
-    Open {
-        slot: u16,
-        vocid: String,
-        path: PathBuf,
-    },
+    Open { slot: u16, vocid: String, path: PathBuf },
     /// Finishes a recording, after a short grace period for blocks still in flight.
     Close { slot: u16 },
 }
@@ -131,9 +127,7 @@ impl RecorderThread {
             stats: Arc::clone(&stats),
             control_closed: false,
         };
-        let join = std::thread::Builder::new()
-            .name("recorder".into())
-            .spawn(move || worker.run())?;
+        let join = std::thread::Builder::new().name("recorder".into()).spawn(move || worker.run())?;
         Ok(RecorderThread { join, stats })
     }
 
@@ -235,10 +229,7 @@ impl<F: FnMut(RecDone)> Worker<F> {
 
     fn open(&mut self, slot: u16, vocid: String, path: PathBuf) {
         if self.slots.contains_key(&slot) {
-            tracing::warn!(
-                slot,
-                "recorder: slot reopened before its recording finished"
-            );
+            tracing::warn!(slot, "recorder: slot reopened before its recording finished");
             self.finish(slot);
         }
         let full = self.data_dir.join(&path);
@@ -247,25 +238,13 @@ impl<F: FnMut(RecDone)> Worker<F> {
                 tracing::debug!(slot, %vocid, path = %full.display(), "recording started");
                 self.slots.insert(
                     slot,
-                    OpenSlot {
-                        vocid,
-                        path,
-                        writer,
-                        last_flush: Instant::now(),
-                        close_at: None,
-                    },
+                    OpenSlot { vocid, path, writer, last_flush: Instant::now(), close_at: None },
                 );
             }
             Err(e) => {
                 tracing::warn!(slot, %vocid, error = %e, "recording could not be created");
                 self.stats.files_failed.fetch_add(1, Ordering::Relaxed);
-                (self.done)(RecDone {
-                    slot,
-                    vocid,
-                    path,
-                    samples: 0,
-                    result: Err(e),
-                });
+                (self.done)(RecDone { slot, vocid, path, samples: 0, result: Err(e) });
             }
         }
     }
@@ -281,9 +260,7 @@ impl<F: FnMut(RecDone)> Worker<F> {
                 self.poll_control();
             }
             let Some(open) = self.slots.get_mut(&block.slot) else {
-                self.stats
-                    .blocks_unknown_slot
-                    .fetch_add(1, Ordering::Relaxed);
+                self.stats.blocks_unknown_slot.fetch_add(1, Ordering::Relaxed);
                 continue;
             };
             match open.writer.write(&block.samples) {
@@ -334,13 +311,7 @@ impl<F: FnMut(RecDone)> Worker<F> {
             tracing::warn!(slot, vocid = %open.vocid, error = %e, "recording could not be finished");
             self.stats.files_failed.fetch_add(1, Ordering::Relaxed);
         }
-        (self.done)(RecDone {
-            slot,
-            vocid: open.vocid,
-            path: open.path,
-            samples,
-            result,
-        });
+        (self.done)(RecDone { slot, vocid: open.vocid, path: open.path, samples, result });
     }
 
     /// Gives up on a slot after a write error and reports it. The writer's destructor still
@@ -352,22 +323,14 @@ impl<F: FnMut(RecDone)> Worker<F> {
         tracing::warn!(slot, vocid = %open.vocid, %error, "recording failed");
         self.stats.files_failed.fetch_add(1, Ordering::Relaxed);
         let samples = open.writer.samples();
-        (self.done)(RecDone {
-            slot,
-            vocid: open.vocid,
-            path: open.path,
-            samples,
-            result: Err(error),
-        });
+        (self.done)(RecDone { slot, vocid: open.vocid, path: open.path, samples, result: Err(error) });
     }
 }
 
 fn create_writer(full: &Path) -> Result<WavWriter, WavError> {
     if let Some(dir) = full.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| WavError::Io {
-            file: dir.display().to_string(),
-            source,
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|source| WavError::Io { file: dir.display().to_string(), source })?;
     }
     WavWriter::create(full)
 }

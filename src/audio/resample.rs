@@ -90,11 +90,7 @@ pub(crate) fn resample_to_8k(input: &[i16], rate_in: u32) -> Vec<i16> {
             let k = i as i64 - half_taps;
             let x = k as f64 - frac;
             let r = x / (half + 1.0);
-            let window = if r.abs() >= 1.0 {
-                0.0
-            } else {
-                bessel_i0(beta * (1.0 - r * r).sqrt()) / i0_beta
-            };
+            let window = if r.abs() >= 1.0 { 0.0 } else { bessel_i0(beta * (1.0 - r * r).sqrt()) / i0_beta };
             *tap = 2.0 * cutoff * sinc(2.0 * cutoff * x) * window;
             sum += *tap;
         }
@@ -137,9 +133,7 @@ mod tests {
 
     fn tone(rate: u32, freq: f64, seconds: f64, amplitude: f64) -> Vec<i16> {
         let n = (f64::from(rate) * seconds) as usize;
-        (0..n)
-            .map(|i| (amplitude * (2.0 * PI * freq * i as f64 / f64::from(rate)).sin()) as i16)
-            .collect()
+        (0..n).map(|i| (amplitude * (2.0 * PI * freq * i as f64 / f64::from(rate)).sin()) as i16).collect()
     }
 
     /// RMS over the middle of the signal, away from the tapered edges.
@@ -169,16 +163,9 @@ mod tests {
             for freq in [300.0, 1000.0, 3000.0] {
                 let out = resample_to_8k(&tone(rate, freq, 1.0, 10000.0), rate);
                 let expected_len = 8000;
-                assert!(
-                    (out.len() as i64 - expected_len).abs() <= 1,
-                    "{rate}: {} samples",
-                    out.len()
-                );
+                assert!((out.len() as i64 - expected_len).abs() <= 1, "{rate}: {} samples", out.len());
                 let amp = amplitude_at(&out, 8000.0, freq);
-                assert!(
-                    (amp - 10000.0).abs() < 150.0,
-                    "{rate} Hz, {freq} Hz tone: amplitude {amp}"
-                );
+                assert!((amp - 10000.0).abs() < 150.0, "{rate} Hz, {freq} Hz tone: amplitude {amp}");
             }
         }
     }

@@ -27,9 +27,8 @@ const FORMAT_EXTENSIBLE: u16 = 0xFFFE;
 
 /// Bytes 2..16 of every KSDATAFORMAT_SUBTYPE GUID that wraps a plain format code; the code
 /// itself is in the first two bytes.
-const EXTENSIBLE_GUID_TAIL: [u8; 14] = [
-    0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0x00, 0xAA, 0x00, 0x38, 0x9B, 0x71,
-];
+const EXTENSIBLE_GUID_TAIL: [u8; 14] =
+    [0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0x00, 0xAA, 0x00, 0x38, 0x9B, 0x71];
 
 /// A chunk size of all ones is what streaming writers put when the length is unknown; the
 /// data then runs to the end of the file.
@@ -75,12 +74,8 @@ impl WavFormat {
             (WavFormat::Pcm { bits: 8 }, [x]) => (i32::from(*x) - 128) << 8,
             (WavFormat::Pcm { bits: 16 }, [lo, hi]) => i32::from(i16::from_le_bytes([*lo, *hi])),
             // Wider PCM keeps its 16 most significant bits.
-            (WavFormat::Pcm { bits: 24 }, [_, mid, hi]) => {
-                i32::from(i16::from_le_bytes([*mid, *hi]))
-            }
-            (WavFormat::Pcm { bits: 32 }, [_, _, mid, hi]) => {
-                i32::from(i16::from_le_bytes([*mid, *hi]))
-            }
+            (WavFormat::Pcm { bits: 24 }, [_, mid, hi]) => i32::from(i16::from_le_bytes([*mid, *hi])),
+            (WavFormat::Pcm { bits: 32 }, [_, _, mid, hi]) => i32::from(i16::from_le_bytes([*mid, *hi])),
             (WavFormat::Float32, [a, b0, c, d]) => {
                 let v = f32::from_le_bytes([*a, *b0, *c, *d]);
                 // The float-to-int cast saturates and maps NaN to 0, so no input can panic.
@@ -134,12 +129,7 @@ pub enum WavError {
     #[error("{file}: no \"{chunk}\" chunk")]
     MissingChunk { file: String, chunk: &'static str },
     #[error("{file}: truncated {what}: {expected} bytes expected, {present} present")]
-    Truncated {
-        file: String,
-        what: &'static str,
-        expected: u64,
-        present: u64,
-    },
+    Truncated { file: String, what: &'static str, expected: u64, present: u64 },
     #[error("{file}: malformed fmt chunk: {reason}")]
     BadFmt { file: String, reason: String },
     #[error("{file}: unsupported WAVE format code {code} (0x{code:04X}); supported are PCM (1), float (3), A-law (6) and mu-law (7)")]
@@ -170,24 +160,13 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
 
 /// Shows a four-character code readably in error messages, whatever bytes it holds.
 fn fourcc(b: &[u8]) -> String {
-    b.iter()
-        .map(|&c| {
-            if c.is_ascii_graphic() || c == b' ' {
-                char::from(c)
-            } else {
-                '?'
-            }
-        })
-        .collect()
+    b.iter().map(|&c| if c.is_ascii_graphic() || c == b' ' { char::from(c) } else { '?' }).collect()
 }
 
 /// Reads and decodes a WAV file.
 pub fn read_wav(path: &Path) -> Result<Wav, WavError> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| WavError::Io {
-        file: name.clone(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| WavError::Io { file: name.clone(), source })?;
     parse_wav(&bytes, &name)
 }
 
@@ -199,10 +178,7 @@ struct Fmt {
 }
 
 fn parse_fmt(fmt: &[u8], file: &str) -> Result<Fmt, WavError> {
-    let bad = |reason: String| WavError::BadFmt {
-        file: file.to_owned(),
-        reason,
-    };
+    let bad = |reason: String| WavError::BadFmt { file: file.to_owned(), reason };
     let too_short = || bad(format!("it is {} bytes, at least 16 are needed", fmt.len()));
     let tag = u16_at(fmt, 0).ok_or_else(too_short)?;
     let channels = u16_at(fmt, 2).ok_or_else(too_short)?;
@@ -211,9 +187,8 @@ fn parse_fmt(fmt: &[u8], file: &str) -> Result<Fmt, WavError> {
     let bits = u16_at(fmt, 14).ok_or_else(too_short)?;
 
     let code = if tag == FORMAT_EXTENSIBLE {
-        let cb_size = u16_at(fmt, 16).ok_or_else(|| {
-            bad("WAVE_FORMAT_EXTENSIBLE without its extension (cbSize missing)".to_owned())
-        })?;
+        let cb_size = u16_at(fmt, 16)
+            .ok_or_else(|| bad("WAVE_FORMAT_EXTENSIBLE without its extension (cbSize missing)".to_owned()))?;
         let guid = fmt.get(24..40).filter(|_| cb_size >= 22).ok_or_else(|| {
             bad(format!(
                 "WAVE_FORMAT_EXTENSIBLE extension is {} bytes, 22 are needed",
@@ -221,9 +196,7 @@ fn parse_fmt(fmt: &[u8], file: &str) -> Result<Fmt, WavError> {
             ))
         })?;
         if guid[2..] != EXTENSIBLE_GUID_TAIL {
-            return Err(bad(
-                "WAVE_FORMAT_EXTENSIBLE sub-format is not a standard format GUID".to_owned(),
-            ));
+            return Err(bad("WAVE_FORMAT_EXTENSIBLE sub-format is not a standard format GUID".to_owned()));
         }
         u16::from_le_bytes([guid[0], guid[1]])
     } else {
@@ -236,28 +209,15 @@ fn parse_fmt(fmt: &[u8], file: &str) -> Result<Fmt, WavError> {
         (FORMAT_ALAW, 8) => WavFormat::Alaw,
         (FORMAT_ULAW, 8) => WavFormat::Ulaw,
         (FORMAT_PCM | FORMAT_FLOAT | FORMAT_ALAW | FORMAT_ULAW, _) => {
-            return Err(WavError::UnsupportedBits {
-                file: file.to_owned(),
-                code,
-                bits,
-            })
+            return Err(WavError::UnsupportedBits { file: file.to_owned(), code, bits })
         }
-        _ => {
-            return Err(WavError::UnsupportedFormat {
-                file: file.to_owned(),
-                code,
-            })
-        }
+        _ => return Err(WavError::UnsupportedFormat { file: file.to_owned(), code }),
     };
     if channels == 0 {
-        return Err(WavError::ZeroChannels {
-            file: file.to_owned(),
-        });
+        return Err(WavError::ZeroChannels { file: file.to_owned() });
     }
     if sample_rate == 0 {
-        return Err(WavError::ZeroSampleRate {
-            file: file.to_owned(),
-        });
+        return Err(WavError::ZeroSampleRate { file: file.to_owned() });
     }
     let frame = usize::from(channels) * format.bytes_per_sample();
     if usize::from(block_align) != frame {
@@ -265,11 +225,7 @@ fn parse_fmt(fmt: &[u8], file: &str) -> Result<Fmt, WavError> {
             "block align is {block_align} bytes, but {channels} channel(s) of {format} need {frame}"
         )));
     }
-    Ok(Fmt {
-        format,
-        channels,
-        sample_rate,
-    })
+    Ok(Fmt { format, channels, sample_rate })
 }
 
 /// Decodes a WAV file held in memory. `name` labels the errors.
@@ -277,10 +233,7 @@ pub fn parse_wav(bytes: &[u8], name: &str) -> Result<Wav, WavError> {
     let file = || name.to_owned();
     let head = bytes.get(0..12).ok_or_else(|| {
         if bytes.len() >= 4 && &bytes[0..4] != b"RIFF" {
-            WavError::NotRiff {
-                file: file(),
-                found: fourcc(&bytes[0..4]),
-            }
+            WavError::NotRiff { file: file(), found: fourcc(&bytes[0..4]) }
         } else {
             WavError::Truncated {
                 file: file(),
@@ -291,16 +244,10 @@ pub fn parse_wav(bytes: &[u8], name: &str) -> Result<Wav, WavError> {
         }
     })?;
     if &head[0..4] != b"RIFF" {
-        return Err(WavError::NotRiff {
-            file: file(),
-            found: fourcc(&head[0..4]),
-        });
+        return Err(WavError::NotRiff { file: file(), found: fourcc(&head[0..4]) });
     }
     if &head[8..12] != b"WAVE" {
-        return Err(WavError::NotWave {
-            file: file(),
-            found: fourcc(&head[8..12]),
-        });
+        return Err(WavError::NotWave { file: file(), found: fourcc(&head[8..12]) });
     }
 
     // The RIFF size field is ignored: files from killed writers often have it wrong, and the
@@ -354,15 +301,9 @@ pub fn parse_wav(bytes: &[u8], name: &str) -> Result<Wav, WavError> {
         }
     }
 
-    let fmt = fmt.ok_or(WavError::MissingChunk {
-        file: file(),
-        chunk: "fmt ",
-    })?;
+    let fmt = fmt.ok_or(WavError::MissingChunk { file: file(), chunk: "fmt " })?;
     let fmt = parse_fmt(fmt, name)?;
-    let data = data.ok_or(WavError::MissingChunk {
-        file: file(),
-        chunk: "data",
-    })?;
+    let data = data.ok_or(WavError::MissingChunk { file: file(), chunk: "data" })?;
 
     let bytes_per_sample = fmt.format.bytes_per_sample();
     let frame = usize::from(fmt.channels) * bytes_per_sample;
@@ -371,10 +312,7 @@ pub fn parse_wav(bytes: &[u8], name: &str) -> Result<Wav, WavError> {
     let samples = data
         .chunks_exact(frame)
         .map(|f| {
-            let sum: i32 = f
-                .chunks_exact(bytes_per_sample)
-                .map(|s| fmt.format.decode(s))
-                .sum();
+            let sum: i32 = f.chunks_exact(bytes_per_sample).map(|s| fmt.format.decode(s)).sum();
             // The average of i16 values always fits in an i16.
             i16::try_from(sum / channels).unwrap_or(0)
         })
@@ -398,10 +336,7 @@ pub fn to_8k(wav: Wav) -> Result<Vec<i16>, WavError> {
     if SUPPORTED_RATES.contains(&wav.sample_rate) {
         return Ok(resample_to_8k(&wav.samples, wav.sample_rate));
     }
-    Err(WavError::UnsupportedRate {
-        file: wav.name,
-        rate: wav.sample_rate,
-    })
+    Err(WavError::UnsupportedRate { file: wav.name, rate: wav.sample_rate })
 }
 
 /// The canonical 44-byte header of an 8 kHz mono 16-bit PCM file with `data_len` data bytes.
@@ -448,16 +383,8 @@ impl WavWriter {
     /// Creates (or truncates) the file and writes a header for zero samples.
     pub fn create(path: &Path) -> Result<WavWriter, WavError> {
         let name = path.display().to_string();
-        let io = |source| WavError::Io {
-            file: name.clone(),
-            source,
-        };
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)
-            .map_err(io)?;
+        let io = |source| WavError::Io { file: name.clone(), source };
+        let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(path).map_err(io)?;
         file.write_all(&canonical_header(0)).map_err(io)?;
         Ok(WavWriter {
             file,
@@ -480,22 +407,16 @@ impl WavWriter {
     }
 
     fn io_error(&self, source: std::io::Error) -> WavError {
-        WavError::Io {
-            file: self.name.clone(),
-            source,
-        }
+        WavError::Io { file: self.name.clone(), source }
     }
 
     /// Appends samples. They reach the file when the buffer fills or on `flush`.
     pub fn write(&mut self, samples: &[i16]) -> Result<(), WavError> {
         let new_bytes = samples.len() as u64 * 2;
         if self.written + self.buffer.len() as u64 + new_bytes > MAX_DATA_BYTES {
-            return Err(WavError::TooLarge {
-                file: self.name.clone(),
-            });
+            return Err(WavError::TooLarge { file: self.name.clone() });
         }
-        self.buffer
-            .extend(samples.iter().flat_map(|s| s.to_le_bytes()));
+        self.buffer.extend(samples.iter().flat_map(|s| s.to_le_bytes()));
         if self.buffer.len() >= WRITE_BUFFER_BYTES {
             self.write_buffer()?;
         }
@@ -507,9 +428,7 @@ impl WavWriter {
             return Ok(());
         }
         // The file cursor stays at the end: header updates use positioned writes.
-        self.file
-            .write_all(&self.buffer)
-            .map_err(|e| self.io_error(e))?;
+        self.file.write_all(&self.buffer).map_err(|e| self.io_error(e))?;
         self.written += self.buffer.len() as u64;
         self.buffer.clear();
         Ok(())
@@ -569,48 +488,26 @@ pub struct RepairOutcome {
 /// its header was written) gets a fresh header for zero samples.
 pub fn repair_wav(path: &Path) -> Result<RepairOutcome, WavError> {
     let name = path.display().to_string();
-    let io = |source| WavError::Io {
-        file: name.clone(),
-        source,
-    };
-    let unrepairable = |reason: String| WavError::Unrepairable {
-        file: name.clone(),
-        reason,
-    };
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(io)?;
+    let io = |source| WavError::Io { file: name.clone(), source };
+    let unrepairable = |reason: String| WavError::Unrepairable { file: name.clone(), reason };
+    let file = OpenOptions::new().read(true).write(true).open(path).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
 
     if len == 0 {
         file.write_all_at(&canonical_header(0), 0).map_err(io)?;
         file.sync_all().map_err(io)?;
-        return Ok(RepairOutcome {
-            samples: 0,
-            changed: true,
-            truncated_bytes: 0,
-        });
+        return Ok(RepairOutcome { samples: 0, changed: true, truncated_bytes: 0 });
     }
     if len < 12 {
-        return Err(unrepairable(format!(
-            "the file is {len} bytes, shorter than a RIFF header"
-        )));
+        return Err(unrepairable(format!("the file is {len} bytes, shorter than a RIFF header")));
     }
     let mut head = [0u8; 12];
     file.read_exact_at(&mut head, 0).map_err(io)?;
     if &head[0..4] != b"RIFF" {
-        return Err(WavError::NotRiff {
-            file: name.clone(),
-            found: fourcc(&head[0..4]),
-        });
+        return Err(WavError::NotRiff { file: name.clone(), found: fourcc(&head[0..4]) });
     }
     if &head[8..12] != b"WAVE" {
-        return Err(WavError::NotWave {
-            file: name.clone(),
-            found: fourcc(&head[8..12]),
-        });
+        return Err(WavError::NotWave { file: name.clone(), found: fourcc(&head[8..12]) });
     }
     let declared_riff = u64::from(u32::from_le_bytes([head[4], head[5], head[6], head[7]]));
 
@@ -620,9 +517,7 @@ pub fn repair_wav(path: &Path) -> Result<RepairOutcome, WavError> {
     let mut block_align: Option<u64> = None;
     let (data_start, declared_data) = loop {
         if pos + 8 > len {
-            return Err(unrepairable(
-                "no data chunk before the end of the file".to_owned(),
-            ));
+            return Err(unrepairable("no data chunk before the end of the file".to_owned()));
         }
         let mut chunk = [0u8; 8];
         file.read_exact_at(&mut chunk, pos).map_err(io)?;
@@ -642,17 +537,9 @@ pub fn repair_wav(path: &Path) -> Result<RepairOutcome, WavError> {
         pos += 8 + size + (size & 1);
     };
     let block_align = match block_align {
-        Some(0) => {
-            return Err(unrepairable(
-                "the fmt chunk says a block align of 0".to_owned(),
-            ))
-        }
+        Some(0) => return Err(unrepairable("the fmt chunk says a block align of 0".to_owned())),
         Some(b) => b,
-        None => {
-            return Err(unrepairable(
-                "no fmt chunk before the data chunk".to_owned(),
-            ))
-        }
+        None => return Err(unrepairable("no fmt chunk before the data chunk".to_owned())),
     };
 
     // A file is consistent when the RIFF size matches its length and the data chunk fits in
@@ -670,23 +557,16 @@ pub fn repair_wav(path: &Path) -> Result<RepairOutcome, WavError> {
     let truncated_bytes = present % block_align;
     let data_len = present - truncated_bytes;
     let riff_len = data_start - 8 + data_len;
-    let (Ok(data_len32), Ok(riff_len32)) = (u32::try_from(data_len), u32::try_from(riff_len))
-    else {
+    let (Ok(data_len32), Ok(riff_len32)) = (u32::try_from(data_len), u32::try_from(riff_len)) else {
         return Err(WavError::TooLarge { file: name.clone() });
     };
     if truncated_bytes > 0 {
         file.set_len(data_start + data_len).map_err(io)?;
     }
-    file.write_all_at(&data_len32.to_le_bytes(), data_start - 4)
-        .map_err(io)?;
-    file.write_all_at(&riff_len32.to_le_bytes(), RIFF_SIZE_OFFSET)
-        .map_err(io)?;
+    file.write_all_at(&data_len32.to_le_bytes(), data_start - 4).map_err(io)?;
+    file.write_all_at(&riff_len32.to_le_bytes(), RIFF_SIZE_OFFSET).map_err(io)?;
     file.sync_all().map_err(io)?;
-    Ok(RepairOutcome {
-        samples: data_len / block_align,
-        changed: true,
-        truncated_bytes,
-    })
+    Ok(RepairOutcome { samples: data_len / block_align, changed: true, truncated_bytes })
 }
 
 #[cfg(test)]
@@ -733,32 +613,18 @@ mod tests {
 
     #[test]
     fn float_and_wide_pcm_decode() {
-        let f: Vec<u8> = [0.5f32, -1.0, 2.0, f32::NAN]
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
-        let wav = parse_wav(
-            &riff(&[(b"fmt ", header(3, 1, 8000, 32)), (b"data", f)]),
-            "f",
-        )
-        .unwrap();
+        let f: Vec<u8> = [0.5f32, -1.0, 2.0, f32::NAN].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let wav = parse_wav(&riff(&[(b"fmt ", header(3, 1, 8000, 32)), (b"data", f)]), "f").unwrap();
         assert_eq!(wav.samples, vec![16384, -32768, 32767, 0]);
         let p24 = vec![0x00, 0x34, 0x12, 0xFF, 0xFF, 0xFF];
-        let wav = parse_wav(
-            &riff(&[(b"fmt ", header(1, 1, 8000, 24)), (b"data", p24)]),
-            "p",
-        )
-        .unwrap();
+        let wav = parse_wav(&riff(&[(b"fmt ", header(1, 1, 8000, 24)), (b"data", p24)]), "p").unwrap();
         assert_eq!(wav.samples, vec![0x1234, -1]);
     }
 
     #[test]
     fn odd_sized_chunks_are_padded() {
-        let bytes = riff(&[
-            (b"junk", vec![1, 2, 3]),
-            (b"fmt ", header(1, 1, 8000, 8)),
-            (b"data", vec![128, 255, 0]),
-        ]);
+        let bytes =
+            riff(&[(b"junk", vec![1, 2, 3]), (b"fmt ", header(1, 1, 8000, 8)), (b"data", vec![128, 255, 0])]);
         let wav = parse_wav(&bytes, "odd").unwrap();
         assert_eq!(wav.samples, vec![0, 127 << 8, -128 << 8]);
     }

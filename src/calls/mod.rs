@@ -101,35 +101,16 @@ impl Disposition {
 /// What a call's CDR needs to be written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CdrUpdate {
-    Start {
-        call: CallId,
-        at: Instant,
-        caller: String,
-        callee: String,
-        trunk: ChannelId,
-    },
-    Answer {
-        call: CallId,
-        at: Instant,
-        seat: ChannelId,
-    },
-    End {
-        call: CallId,
-        at: Instant,
-        disposition: Disposition,
-        cause: &'static str,
-    },
+    Start { call: CallId, at: Instant, caller: String, callee: String, trunk: ChannelId },
+    Answer { call: CallId, at: Instant, seat: ChannelId },
+    End { call: CallId, at: Instant, disposition: Disposition, cause: &'static str },
 }
 
 /// Something that happened to a call, for the log and for watchers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CallEvent {
     /// A call arrived on a trunk port.
-    Offered {
-        call: CallId,
-        trunk: ChannelId,
-        caller: String,
-    },
+    Offered { call: CallId, trunk: ChannelId, caller: String },
     /// A seat started ringing for the call.
     SeatRinging { call: CallId, seat: ChannelId },
     /// The call waits: no seat of its route is idle.
@@ -137,17 +118,9 @@ pub enum CallEvent {
     /// A seat answered; the two ports are bridged.
     Answered { call: CallId, seat: ChannelId },
     /// A digit was detected in the audio of one side of the call.
-    Digit {
-        call: CallId,
-        channel: ChannelId,
-        digit: char,
-    },
+    Digit { call: CallId, channel: ChannelId, digit: char },
     /// The call ended.
-    Ended {
-        call: CallId,
-        disposition: Disposition,
-        cause: &'static str,
-    },
+    Ended { call: CallId, disposition: Disposition, cause: &'static str },
 }
 
 /// What the manager asks its driver to do.
@@ -187,28 +160,15 @@ pub enum Action {
 /// Inputs from the media engine and card.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Input {
-    Line {
-        channel: ChannelId,
-        event: LineEvent,
-    },
-    Digit {
-        channel: ChannelId,
-        digit: char,
-    },
-    Tone {
-        channel: ChannelId,
-        tone: ProgressTone,
-    },
+    Line { channel: ChannelId, event: LineEvent },
+    Digit { channel: ChannelId, digit: char },
+    Tone { channel: ChannelId, tone: ProgressTone },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum CallState {
     /// The trunk rings; seats are being rung or the call waits for one.
-    Offered {
-        ringing: Vec<ChannelId>,
-        tried: Vec<ChannelId>,
-        seat_deadline: Option<Instant>,
-    },
+    Offered { ringing: Vec<ChannelId>, tried: Vec<ChannelId>, seat_deadline: Option<Instant> },
     /// Bridged with a seat.
     Talking { seat: ChannelId },
 }
@@ -328,9 +288,7 @@ impl CallManager {
         match input {
             Input::Line { channel, event } => match self.kind(channel) {
                 Some(ChannelKind::FxoTrunk) => self.trunk_line(now, channel, event),
-                Some(ChannelKind::FxsSeat | ChannelKind::Sound) => {
-                    self.seat_line(now, channel, event)
-                }
+                Some(ChannelKind::FxsSeat | ChannelKind::Sound) => self.seat_line(now, channel, event),
                 _ => {}
             },
             Input::Digit { channel, digit } => self.digit(now, channel, digit),
@@ -402,28 +360,12 @@ impl CallManager {
 
     fn offer(&mut self, now: Instant, trunk: ChannelId) {
         let caller = self.take_caller_id(now, trunk);
-        let route = self
-            .settings
-            .routes
-            .iter()
-            .position(|r| r.trunks.contains(&trunk.port()));
+        let route = self.settings.routes.iter().position(|r| r.trunks.contains(&trunk.port()));
         let id = CallId(self.next_id);
         self.next_id += 1;
-        let callee = route
-            .map(|r| self.settings.routes[r].name.clone())
-            .unwrap_or_default();
-        self.push(Action::Cdr(CdrUpdate::Start {
-            call: id,
-            at: now,
-            caller: caller.clone(),
-            callee,
-            trunk,
-        }));
-        self.push(Action::Event(CallEvent::Offered {
-            call: id,
-            trunk,
-            caller,
-        }));
+        let callee = route.map(|r| self.settings.routes[r].name.clone()).unwrap_or_default();
+        self.push(Action::Cdr(CdrUpdate::Start { call: id, at: now, caller: caller.clone(), callee, trunk }));
+        self.push(Action::Event(CallEvent::Offered { call: id, trunk, caller }));
         let Some(route) = route else {
             if let Some(last) = self.unrouted_ring.get_mut(usize::from(trunk.0)) {
                 *last = Some(now);
@@ -447,11 +389,7 @@ impl CallManager {
             id,
             trunk,
             route,
-            state: CallState::Offered {
-                ringing: Vec::new(),
-                tried: Vec::new(),
-                seat_deadline: None,
-            },
+            state: CallState::Offered { ringing: Vec::new(), tried: Vec::new(), seat_deadline: None },
             last_ring: now,
         });
         let i = self.calls.len() - 1;
@@ -462,14 +400,8 @@ impl CallManager {
         let Some(cid) = self.cid.get_mut(usize::from(trunk.0)) else {
             return String::new();
         };
-        let fresh = cid
-            .complete_at
-            .is_some_and(|t| now.saturating_duration_since(t) <= CID_VALID_FOR);
-        let number = if fresh {
-            std::mem::take(&mut cid.digits)
-        } else {
-            String::new()
-        };
+        let fresh = cid.complete_at.is_some_and(|t| now.saturating_duration_since(t) <= CID_VALID_FOR);
+        let number = if fresh { std::mem::take(&mut cid.digits) } else { String::new() };
         *cid = CidCollector::default();
         number
     }
@@ -485,9 +417,7 @@ impl CallManager {
             .iter()
             .enumerate()
             .filter_map(|(pos, &p)| ChannelId::from_port(p).map(|c| (pos, c)))
-            .filter(|(_, c)| {
-                self.seats.get(usize::from(c.0)) == Some(&SeatState::Idle) && !tried.contains(c)
-            })
+            .filter(|(_, c)| self.seats.get(usize::from(c.0)) == Some(&SeatState::Idle) && !tried.contains(c))
             .collect();
         let chosen: Vec<ChannelId> = match route.strategy {
             Strategy::RingAll => idle.iter().map(|&(_, c)| c).collect(),
@@ -503,17 +433,8 @@ impl CallManager {
             }
         };
         let id = self.calls[i].id;
-        let deadline = if chosen.is_empty() {
-            None
-        } else {
-            Some(now + self.settings.seat_ring_timeout)
-        };
-        if let CallState::Offered {
-            ringing,
-            tried,
-            seat_deadline,
-        } = &mut self.calls[i].state
-        {
+        let deadline = if chosen.is_empty() { None } else { Some(now + self.settings.seat_ring_timeout) };
+        if let CallState::Offered { ringing, tried, seat_deadline } = &mut self.calls[i].state {
             ringing.extend(&chosen);
             tried.extend(&chosen);
             *seat_deadline = deadline;
@@ -523,10 +444,7 @@ impl CallManager {
         }
         for seat in chosen {
             self.seats[usize::from(seat.0)] = SeatState::Ringing(id);
-            self.push(Action::Line {
-                channel: seat,
-                command: LineCommand::Ring,
-            });
+            self.push(Action::Line { channel: seat, command: LineCommand::Ring });
             self.push(Action::Event(CallEvent::SeatRinging { call: id, seat }));
         }
     }
@@ -539,10 +457,7 @@ impl CallManager {
         for seat in seats {
             if Some(seat) != except {
                 self.seats[usize::from(seat.0)] = SeatState::Idle;
-                self.push(Action::Line {
-                    channel: seat,
-                    command: LineCommand::StopRing,
-                });
+                self.push(Action::Line { channel: seat, command: LineCommand::StopRing });
             }
         }
     }
@@ -556,9 +471,7 @@ impl CallManager {
                 .seats
                 .iter()
                 .filter_map(|&p| ChannelId::from_port(p))
-                .all(|c| {
-                    tried.contains(&c) || self.seats.get(usize::from(c.0)) != Some(&SeatState::Idle)
-                }),
+                .all(|c| tried.contains(&c) || self.seats.get(usize::from(c.0)) != Some(&SeatState::Idle)),
             CallState::Talking { .. } => false,
         };
         if all_tried {
@@ -576,40 +489,20 @@ impl CallManager {
     }
 
     fn end(&mut self, now: Instant, call: CallId, disposition: Disposition, cause: &'static str) {
-        self.push(Action::Cdr(CdrUpdate::End {
-            call,
-            at: now,
-            disposition,
-            cause,
-        }));
-        self.push(Action::Event(CallEvent::Ended {
-            call,
-            disposition,
-            cause,
-        }));
+        self.push(Action::Cdr(CdrUpdate::End { call, at: now, disposition, cause }));
+        self.push(Action::Event(CallEvent::Ended { call, disposition, cause }));
     }
 
     fn far_end_released(&mut self, now: Instant, i: usize, cause: &'static str) {
         let call = self.calls.remove(i);
-        self.push(Action::Line {
-            channel: call.trunk,
-            command: LineCommand::OnHook,
-        });
+        self.push(Action::Line { channel: call.trunk, command: LineCommand::OnHook });
         match call.state {
             CallState::Talking { seat } => {
-                self.push(Action::StopRecording {
-                    call: call.id,
-                    channel: call.trunk,
-                });
-                self.push(Action::Unbridge {
-                    channel: call.trunk,
-                });
+                self.push(Action::StopRecording { call: call.id, channel: call.trunk });
+                self.push(Action::Unbridge { channel: call.trunk });
                 // The agent still holds the handset: tell them the caller left.
                 self.seats[usize::from(seat.0)] = SeatState::Released;
-                self.push(Action::PlayTone {
-                    channel: seat,
-                    tone: Tone::Busy,
-                });
+                self.push(Action::PlayTone { channel: seat, tone: Tone::Busy });
                 self.end(now, call.id, Disposition::Answered, cause);
             }
             CallState::Offered { .. } => {
@@ -626,26 +519,15 @@ impl CallManager {
             (LineEvent::OffHook, SeatState::Ringing(call)) => self.answer(now, call, seat),
             (LineEvent::OffHook, SeatState::Idle) => {
                 self.seats[index] = SeatState::OffHookIdle;
-                self.push(Action::PlayTone {
-                    channel: seat,
-                    tone: Tone::Dial,
-                });
+                self.push(Action::PlayTone { channel: seat, tone: Tone::Dial });
             }
             (LineEvent::OnHook, SeatState::Talking(call)) => {
                 self.seats[index] = SeatState::Idle;
                 if let Some(i) = self.call_index(call) {
                     let call = self.calls.remove(i);
-                    self.push(Action::StopRecording {
-                        call: call.id,
-                        channel: call.trunk,
-                    });
-                    self.push(Action::Unbridge {
-                        channel: call.trunk,
-                    });
-                    self.push(Action::Line {
-                        channel: call.trunk,
-                        command: LineCommand::OnHook,
-                    });
+                    self.push(Action::StopRecording { call: call.id, channel: call.trunk });
+                    self.push(Action::Unbridge { channel: call.trunk });
+                    self.push(Action::Line { channel: call.trunk, command: LineCommand::OnHook });
                     self.end(now, call.id, Disposition::Answered, "agent hung up");
                 }
                 self.offer_waiting(now);
@@ -662,8 +544,7 @@ impl CallManager {
     /// Gives calls that wait for a seat another chance after a seat became idle.
     fn offer_waiting(&mut self, now: Instant) {
         for i in 0..self.calls.len() {
-            if matches!(&self.calls[i].state, CallState::Offered { ringing, .. } if ringing.is_empty())
-            {
+            if matches!(&self.calls[i].state, CallState::Offered { ringing, .. } if ringing.is_empty()) {
                 if let CallState::Offered { tried, .. } = &mut self.calls[i].state {
                     tried.clear();
                 }
@@ -678,32 +559,18 @@ impl CallManager {
         };
         self.stop_ringing(i, Some(seat));
         let route = self.calls[i].route;
-        if let Some(pos) = self.settings.routes[route]
-            .seats
-            .iter()
-            .position(|&p| p == seat.port())
-        {
+        if let Some(pos) = self.settings.routes[route].seats.iter().position(|&p| p == seat.port()) {
             self.last_seat[route] = pos;
         }
         self.seats[usize::from(seat.0)] = SeatState::Talking(call);
         let trunk = self.calls[i].trunk;
         self.calls[i].state = CallState::Talking { seat };
-        self.push(Action::Line {
-            channel: trunk,
-            command: LineCommand::OffHook,
-        });
+        self.push(Action::Line { channel: trunk, command: LineCommand::OffHook });
         self.push(Action::Bridge { a: trunk, b: seat });
         if self.settings.record {
-            self.push(Action::StartRecording {
-                call,
-                channel: trunk,
-            });
+            self.push(Action::StartRecording { call, channel: trunk });
         }
-        self.push(Action::Cdr(CdrUpdate::Answer {
-            call,
-            at: now,
-            seat,
-        }));
+        self.push(Action::Cdr(CdrUpdate::Answer { call, at: now, seat }));
         self.push(Action::Event(CallEvent::Answered { call, seat }));
     }
 
@@ -714,11 +581,7 @@ impl CallManager {
         if let Some(call) = call {
             let (id, talking) = (call.id, matches!(call.state, CallState::Talking { .. }));
             if talking {
-                self.push(Action::Event(CallEvent::Digit {
-                    call: id,
-                    channel,
-                    digit,
-                }));
+                self.push(Action::Event(CallEvent::Digit { call: id, channel, digit }));
             }
             return;
         }
@@ -726,12 +589,7 @@ impl CallManager {
         if self.kind(channel) == Some(ChannelKind::FxoTrunk) {
             if let Some(cid) = self.cid.get_mut(usize::from(channel.0)) {
                 match digit {
-                    'A' | 'D' => {
-                        *cid = CidCollector {
-                            active: true,
-                            ..CidCollector::default()
-                        }
-                    }
+                    'A' | 'D' => *cid = CidCollector { active: true, ..CidCollector::default() },
                     'C' | '#' if cid.active => {
                         cid.active = false;
                         cid.complete_at = Some(now);

@@ -35,12 +35,7 @@ fn card() -> CardInfo {
 
 fn manager(strategy: Strategy) -> (CallManager, Instant) {
     let settings = CallSettings {
-        routes: vec![Route {
-            name: "sales".into(),
-            trunks: vec![1],
-            seats: vec![3, 4, 5],
-            strategy,
-        }],
+        routes: vec![Route { name: "sales".into(), trunks: vec![1], seats: vec![3, 4, 5], strategy }],
         ..CallSettings::default()
     };
     (CallManager::new(&card(), settings), Instant::now())
@@ -59,10 +54,7 @@ fn ringing(actions: &[Action]) -> Vec<ChannelId> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Line {
-                channel,
-                command: LineCommand::Ring,
-            } => Some(*channel),
+            Action::Line { channel, command: LineCommand::Ring } => Some(*channel),
             _ => None,
         })
         .collect()
@@ -70,13 +62,7 @@ fn ringing(actions: &[Action]) -> Vec<ChannelId> {
 
 fn send_cid(m: &mut CallManager, now: Instant, digits: &str) {
     for d in digits.chars() {
-        m.handle(
-            now,
-            Input::Digit {
-                channel: T1,
-                digit: d,
-            },
-        );
+        m.handle(now, Input::Digit { channel: T1, digit: d });
     }
 }
 
@@ -84,12 +70,7 @@ fn send_cid(m: &mut CallManager, now: Instant, digits: &str) {
 fn inbound_call_is_answered_bridged_recorded_and_ended_by_the_agent() {
     let (mut m, t0) = manager(Strategy::RingAll);
     send_cid(&mut m, t0, "A83366857C");
-    let a = line(
-        &mut m,
-        t0 + Duration::from_millis(500),
-        T1,
-        LineEvent::RingBegin,
-    );
+    let a = line(&mut m, t0 + Duration::from_millis(500), T1, LineEvent::RingBegin);
     assert!(a.contains(&Action::Event(CallEvent::Offered {
         call: CallId(1),
         trunk: T1,
@@ -98,45 +79,20 @@ fn inbound_call_is_answered_bridged_recorded_and_ended_by_the_agent() {
     assert_eq!(ringing(&a), vec![S1, S2, S3]);
 
     let a = line(&mut m, t0 + Duration::from_secs(2), S2, LineEvent::OffHook);
-    assert!(a.contains(&Action::Line {
-        channel: S1,
-        command: LineCommand::StopRing
-    }));
-    assert!(a.contains(&Action::Line {
-        channel: S3,
-        command: LineCommand::StopRing
-    }));
-    assert!(a.contains(&Action::Line {
-        channel: T1,
-        command: LineCommand::OffHook
-    }));
+    assert!(a.contains(&Action::Line { channel: S1, command: LineCommand::StopRing }));
+    assert!(a.contains(&Action::Line { channel: S3, command: LineCommand::StopRing }));
+    assert!(a.contains(&Action::Line { channel: T1, command: LineCommand::OffHook }));
     assert!(a.contains(&Action::Bridge { a: T1, b: S2 }));
-    assert!(a.contains(&Action::StartRecording {
-        call: CallId(1),
-        channel: T1
-    }));
+    assert!(a.contains(&Action::StartRecording { call: CallId(1), channel: T1 }));
 
-    m.handle(
-        t0 + Duration::from_secs(3),
-        Input::Digit {
-            channel: T1,
-            digit: '1',
-        },
-    );
+    m.handle(t0 + Duration::from_secs(3), Input::Digit { channel: T1, digit: '1' });
     assert_eq!(
         drain(&mut m),
-        vec![Action::Event(CallEvent::Digit {
-            call: CallId(1),
-            channel: T1,
-            digit: '1'
-        })]
+        vec![Action::Event(CallEvent::Digit { call: CallId(1), channel: T1, digit: '1' })]
     );
 
     let a = line(&mut m, t0 + Duration::from_secs(9), S2, LineEvent::OnHook);
-    assert!(a.contains(&Action::Line {
-        channel: T1,
-        command: LineCommand::OnHook
-    }));
+    assert!(a.contains(&Action::Line { channel: T1, command: LineCommand::OnHook }));
     assert!(a.contains(&Action::Cdr(CdrUpdate::End {
         call: CallId(1),
         at: t0 + Duration::from_secs(9),
@@ -150,12 +106,7 @@ fn inbound_call_is_answered_bridged_recorded_and_ended_by_the_agent() {
 fn stale_caller_id_is_not_used() {
     let (mut m, t0) = manager(Strategy::RingAll);
     send_cid(&mut m, t0, "A123C");
-    let a = line(
-        &mut m,
-        t0 + Duration::from_secs(30),
-        T1,
-        LineEvent::RingBegin,
-    );
+    let a = line(&mut m, t0 + Duration::from_secs(30), T1, LineEvent::RingBegin);
     assert!(a.contains(&Action::Event(CallEvent::Offered {
         call: CallId(1),
         trunk: T1,
@@ -169,21 +120,9 @@ fn caller_hangup_releases_the_line_and_gives_the_agent_busy_tone() {
     line(&mut m, t0, T1, LineEvent::RingBegin);
     line(&mut m, t0, S1, LineEvent::OffHook);
     let a = line(&mut m, t0 + Duration::from_secs(5), T1, LineEvent::OnHook);
-    assert!(a.contains(&Action::Line {
-        channel: T1,
-        command: LineCommand::OnHook
-    }));
-    assert!(a.contains(&Action::PlayTone {
-        channel: S1,
-        tone: Tone::Busy
-    }));
-    assert!(a.iter().any(|x| matches!(
-        x,
-        Action::Cdr(CdrUpdate::End {
-            cause: "caller hung up",
-            ..
-        })
-    )));
+    assert!(a.contains(&Action::Line { channel: T1, command: LineCommand::OnHook }));
+    assert!(a.contains(&Action::PlayTone { channel: S1, tone: Tone::Busy }));
+    assert!(a.iter().any(|x| matches!(x, Action::Cdr(CdrUpdate::End { cause: "caller hung up", .. }))));
     let a = line(&mut m, t0 + Duration::from_secs(6), S1, LineEvent::OnHook);
     assert_eq!(a, vec![Action::StopTone { channel: S1 }]);
 }
@@ -193,18 +132,9 @@ fn busy_tone_on_the_trunk_is_a_disconnect() {
     let (mut m, t0) = manager(Strategy::RingAll);
     line(&mut m, t0, T1, LineEvent::RingBegin);
     line(&mut m, t0, S1, LineEvent::OffHook);
-    m.handle(
-        t0,
-        Input::Tone {
-            channel: T1,
-            tone: ProgressTone::Busy,
-        },
-    );
+    m.handle(t0, Input::Tone { channel: T1, tone: ProgressTone::Busy });
     let a = drain(&mut m);
-    assert!(a.contains(&Action::Line {
-        channel: T1,
-        command: LineCommand::OnHook
-    }));
+    assert!(a.contains(&Action::Line { channel: T1, command: LineCommand::OnHook }));
     assert_eq!(m.active_calls(), 0);
 }
 
@@ -212,12 +142,7 @@ fn busy_tone_on_the_trunk_is_a_disconnect() {
 fn caller_who_stops_ringing_has_abandoned() {
     let (mut m, t0) = manager(Strategy::RingAll);
     line(&mut m, t0, T1, LineEvent::RingBegin);
-    line(
-        &mut m,
-        t0 + Duration::from_secs(5),
-        T1,
-        LineEvent::RingBegin,
-    );
+    line(&mut m, t0 + Duration::from_secs(5), T1, LineEvent::RingBegin);
     let deadline = m.poll_timeout().unwrap();
     assert_eq!(deadline, t0 + Duration::from_secs(11));
     m.handle_timeout(deadline - Duration::from_millis(1));
@@ -226,15 +151,7 @@ fn caller_who_stops_ringing_has_abandoned() {
     let a = drain(&mut m);
     assert_eq!(ringing(&a), vec![]);
     assert_eq!(
-        a.iter()
-            .filter(|x| matches!(
-                x,
-                Action::Line {
-                    command: LineCommand::StopRing,
-                    ..
-                }
-            ))
-            .count(),
+        a.iter().filter(|x| matches!(x, Action::Line { command: LineCommand::StopRing, .. })).count(),
         3
     );
     assert!(a.contains(&Action::Event(CallEvent::Ended {
@@ -257,26 +174,17 @@ fn sequential_moves_to_the_next_seat_on_timeout() {
     }
     m.handle_timeout(t0 + Duration::from_secs(20));
     let a = drain(&mut m);
-    assert!(a.contains(&Action::Line {
-        channel: S1,
-        command: LineCommand::StopRing
-    }));
+    assert!(a.contains(&Action::Line { channel: S1, command: LineCommand::StopRing }));
     assert_eq!(ringing(&a), vec![S2]);
 }
 
 #[test]
 fn round_robin_starts_after_the_last_seat_that_answered() {
     let (mut m, t0) = manager(Strategy::RoundRobin);
-    assert_eq!(
-        ringing(&line(&mut m, t0, T1, LineEvent::RingBegin)),
-        vec![S1]
-    );
+    assert_eq!(ringing(&line(&mut m, t0, T1, LineEvent::RingBegin)), vec![S1]);
     line(&mut m, t0, S1, LineEvent::OffHook);
     line(&mut m, t0, S1, LineEvent::OnHook);
-    assert_eq!(
-        ringing(&line(&mut m, t0, T1, LineEvent::RingBegin)),
-        vec![S2]
-    );
+    assert_eq!(ringing(&line(&mut m, t0, T1, LineEvent::RingBegin)), vec![S2]);
 }
 
 #[test]
@@ -295,20 +203,10 @@ fn a_call_waits_when_every_seat_is_busy_and_rings_when_one_frees() {
 fn unrouted_trunk_gets_a_failed_cdr() {
     let (mut m, t0) = manager(Strategy::RingAll);
     let a = line(&mut m, t0, ChannelId(1), LineEvent::RingBegin);
-    assert!(a.iter().any(|x| matches!(
-        x,
-        Action::Cdr(CdrUpdate::End {
-            disposition: Disposition::Failed,
-            ..
-        })
-    )));
+    assert!(a
+        .iter()
+        .any(|x| matches!(x, Action::Cdr(CdrUpdate::End { disposition: Disposition::Failed, .. }))));
     assert_eq!(m.active_calls(), 0);
     // The next ring burst of the same call is not a new call.
-    assert!(line(
-        &mut m,
-        t0 + Duration::from_secs(5),
-        ChannelId(1),
-        LineEvent::RingBegin
-    )
-    .is_empty());
+    assert!(line(&mut m, t0 + Duration::from_secs(5), ChannelId(1), LineEvent::RingBegin).is_empty());
 }

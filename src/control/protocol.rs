@@ -92,21 +92,11 @@ pub struct Response {
 
 impl Response {
     pub fn ok(id: Option<serde_json::Value>, result: serde_json::Value) -> Response {
-        Response {
-            id,
-            ok: true,
-            result: Some(result),
-            error: None,
-        }
+        Response { id, ok: true, result: Some(result), error: None }
     }
 
     pub fn error(id: Option<serde_json::Value>, error: impl Into<String>) -> Response {
-        Response {
-            id,
-            ok: false,
-            result: None,
-            error: Some(error.into()),
-        }
+        Response { id, ok: false, result: None, error: Some(error.into()) }
     }
 }
 
@@ -179,9 +169,7 @@ pub struct NoticeLine {
 pub fn parse_request(line: &str) -> Result<Envelope, (Option<serde_json::Value>, String)> {
     serde_json::from_str::<Envelope>(line).map_err(|e| {
         // Echo the id back when the line was valid JSON with an id, so the client can match.
-        let id = serde_json::from_str::<serde_json::Value>(line)
-            .ok()
-            .and_then(|v| v.get("id").cloned());
+        let id = serde_json::from_str::<serde_json::Value>(line).ok().and_then(|v| v.get("id").cloned());
         (id, format!("bad request: {e}"))
     })
 }
@@ -193,8 +181,7 @@ mod tests {
     #[test]
     fn parses_a_sim_call() {
         let e =
-            parse_request(r#"{"id":7,"cmd":"sim.call","port":1,"from":"83366857","digits":"1#"}"#)
-                .unwrap();
+            parse_request(r#"{"id":7,"cmd":"sim.call","port":1,"from":"83366857","digits":"1#"}"#).unwrap();
         assert_eq!(e.id, Some(serde_json::json!(7)));
         assert!(
             matches!(e.request, Request::SimCall { port: 1, ref digits, watch: false, .. } if digits == "1#")

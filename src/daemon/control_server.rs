@@ -62,10 +62,7 @@ async fn read_line(
     buf: &mut Vec<u8>,
 ) -> std::io::Result<Option<Result<(), String>>> {
     buf.clear();
-    let n = (&mut *reader)
-        .take(MAX_LINE as u64 + 1)
-        .read_until(b'\n', buf)
-        .await?;
+    let n = (&mut *reader).take(MAX_LINE as u64 + 1).read_until(b'\n', buf).await?;
     if n == 0 {
         return Ok(None);
     }
@@ -74,17 +71,12 @@ async fn read_line(
         let mut rest = Vec::new();
         loop {
             rest.clear();
-            let n = (&mut *reader)
-                .take(MAX_LINE as u64)
-                .read_until(b'\n', &mut rest)
-                .await?;
+            let n = (&mut *reader).take(MAX_LINE as u64).read_until(b'\n', &mut rest).await?;
             if n == 0 || rest.last() == Some(&b'\n') {
                 break;
             }
         }
-        return Ok(Some(Err(format!(
-            "request line longer than {MAX_LINE} bytes"
-        ))));
+        return Ok(Some(Err(format!("request line longer than {MAX_LINE} bytes"))));
     }
     Ok(Some(Ok(())))
 }
@@ -124,20 +116,11 @@ async fn connection(
         // Subscribe before the core acts, so no notice of the new call is missed.
         let watch = match &envelope.request {
             Request::Watch => Some((notices.subscribe(), None)),
-            Request::SimCall {
-                watch: true, port, ..
-            } => Some((notices.subscribe(), Some(*port))),
+            Request::SimCall { watch: true, port, .. } => Some((notices.subscribe(), Some(*port))),
             _ => None,
         };
         let (reply, answer) = oneshot::channel();
-        if core
-            .send(CoreRequest {
-                request: envelope.request,
-                reply,
-            })
-            .await
-            .is_err()
-        {
+        if core.send(CoreRequest { request: envelope.request, reply }).await.is_err() {
             send(&mut write, &Response::error(id, "the daemon is stopping")).await?;
             return Ok(());
         }
@@ -171,10 +154,8 @@ async fn follow(
             match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(n) => n,
                 Err(_) => {
-                    let n = Notice::Far {
-                        port: port.unwrap_or(0),
-                        what: "no call was offered in 30 s".into(),
-                    };
+                    let n =
+                        Notice::Far { port: port.unwrap_or(0), what: "no call was offered in 30 s".into() };
                     return send(out, &NoticeLine { notice: n }).await;
                 }
             }
@@ -183,10 +164,9 @@ async fn follow(
         };
         let notice = match notice {
             Ok(n) => n,
-            Err(broadcast::error::RecvError::Lagged(n)) => Notice::Far {
-                port: 0,
-                what: format!("{n} notices lost"),
-            },
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                Notice::Far { port: 0, what: format!("{n} notices lost") }
+            }
             Err(broadcast::error::RecvError::Closed) => return Ok(()),
         };
         let Some(trunk) = port else {
@@ -194,24 +174,13 @@ async fn follow(
             continue;
         };
         let relevant = match (&notice, &call) {
-            (
-                Notice::CallOffered {
-                    call: c, trunk: t, ..
-                },
-                None,
-            ) if *t == trunk => {
+            (Notice::CallOffered { call: c, trunk: t, .. }, None) if *t == trunk => {
                 call = Some(c.clone());
                 true
             }
             (Notice::Far { port, what }, _) => {
                 if ports.contains(port) && what.starts_with("refused") {
-                    send(
-                        out,
-                        &NoticeLine {
-                            notice: notice.clone(),
-                        },
-                    )
-                    .await?;
+                    send(out, &NoticeLine { notice: notice.clone() }).await?;
                     return Ok(());
                 }
                 ports.contains(port)

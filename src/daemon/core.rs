@@ -76,6 +76,7 @@ pub(super) struct Running {
     listener: tokio::net::UnixListener,
     socket: PathBuf,
     recorder: RecorderThread,
+    _lock: nix::fcntl::Flock<std::fs::File>,
 }
 
 struct Core {
@@ -97,10 +98,22 @@ struct Core {
 
 impl Running {
     pub async fn start(config: Config, data_dir: &Path) -> Result<Running, DaemonError> {
+        // Only one daemon per data directory: a second one would mark the first one's calls
+        // as interrupted while recovering. The lock is released when the process exits, even
+        // on kill -9.
+        let socket = crate::paths::socket(data_dir);
+        let lock_path = data_dir.join("switchboard.lock");
+        let lock_file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|source| DaemonError::DataDir { path: lock_path.clone(), source })?;
+        let lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+            .map_err(|_| DaemonError::AlreadyRunning(socket.clone()))?;
+
         let store = Store::open(&crate::paths::database(data_dir))?;
-        let report = store
-            .recover_after_crash(data_dir, OffsetDateTime::now_utc())
-            .await?;
+        let report = store.recover_after_crash(data_dir, OffsetDateTime::now_utc()).await?;
         if !report.is_empty() {
             warn!(
                 "recovered after an unclean stop: {} calls marked interrupted, {} recordings repaired, \
@@ -115,26 +128,18 @@ impl Running {
         let sim = config.sim().clone();
         let info = switchboard_driver_sim::describe(&sim);
         let zone = tone_zone(config.tone_zone);
-        let answer_ms = config
-            .sim_seat_answer_delay
-            .map(|d| d.as_millis().min(u128::from(u32::MAX)) as u32);
+        let answer_ms = config.sim_seat_answer_delay.map(|d| d.as_millis().min(u128::from(u32::MAX)) as u32);
         let (far, far_handle) = FarEndSim::new(&info.channels, &zone, answer_ms);
         let card = SimCard::new(sim.clone(), far);
 
-        let audio_channels = info
-            .channels
-            .iter()
-            .filter(|c| c.kind.carries_audio())
-            .count()
-            .max(1);
+        let audio_channels = info.channels.iter().filter(|c| c.kind.carries_audio()).count().max(1);
         // One second of audio per channel: the writer can stall that long without loss.
         let (rec_tx, rec_rx) = rtrb::RingBuffer::new(audio_channels * 50);
         let (control_tx, control_rx) = std::sync::mpsc::channel();
         let (done_tx, done_rx) = mpsc::unbounded_channel();
-        let recorder =
-            RecorderThread::spawn(data_dir.to_path_buf(), rec_rx, control_rx, move |done| {
-                let _ = done_tx.send(done);
-            })?;
+        let recorder = RecorderThread::spawn(data_dir.to_path_buf(), rec_rx, control_rx, move |done| {
+            let _ = done_tx.send(done);
+        })?;
 
         let prompts = Arc::new(Prompts::default());
         let engine_config = EngineConfig {
@@ -143,21 +148,13 @@ impl Running {
             realtime: sim.pacing == switchboard_driver_api::Pacing::RealTime,
             ..EngineConfig::default()
         };
-        let (engine, ends) =
-            media::Engine::new(card, &engine_config, prompts.clone(), Some(rec_tx));
+        let (engine, ends) = media::Engine::new(card, &engine_config, prompts.clone(), Some(rec_tx));
         let engine = media::spawn(engine, ends, "media-sim", config.realtime_priority)?;
 
-        let socket = crate::paths::socket(data_dir);
-        if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
-            return Err(DaemonError::AlreadyRunning(socket));
-        }
-        // A socket file nobody answers on is left over from a daemon that died.
+        // We hold the lock, so a socket file is left over from a daemon that died.
         let _ = std::fs::remove_file(&socket);
-        let listener =
-            tokio::net::UnixListener::bind(&socket).map_err(|source| DaemonError::Socket {
-                path: socket.clone(),
-                source,
-            })?;
+        let listener = tokio::net::UnixListener::bind(&socket)
+            .map_err(|source| DaemonError::Socket { path: socket.clone(), source })?;
 
         let (notices, _) = broadcast::channel(4096);
         let calls = CallManager::new(&info, config.calls.clone());
@@ -186,28 +183,14 @@ impl Running {
             epoch: (Instant::now(), OffsetDateTime::now_utc()),
             _prompts: prompts,
         };
-        Ok(Running {
-            core,
-            listener,
-            socket,
-            recorder,
-        })
+        Ok(Running { core, listener, socket, recorder, _lock: lock })
     }
 
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
-        let Running {
-            mut core,
-            listener,
-            socket,
-            recorder,
-        } = self;
+        let Running { mut core, listener, socket, recorder, _lock } = self;
         let (req_tx, mut requests) = mpsc::channel::<CoreRequest>(64);
-        let server = tokio::spawn(control_server::serve(
-            listener,
-            req_tx,
-            core.notices.clone(),
-            core.info.clone(),
-        ));
+        let server =
+            tokio::spawn(control_server::serve(listener, req_tx, core.notices.clone(), core.info.clone()));
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
 
         let mut pump = tokio::time::interval(PUMP_INTERVAL);
@@ -279,10 +262,7 @@ impl Core {
             let input = match event {
                 EngineEvent::Line(e) => {
                     debug!("{}: {:?}", e.channel, e.event);
-                    Some(Input::Line {
-                        channel: e.channel,
-                        event: e.event,
-                    })
+                    Some(Input::Line { channel: e.channel, event: e.event })
                 }
                 EngineEvent::Dtmf { channel, digit } => {
                     info!("{channel}: DTMF digit '{digit}' detected");
@@ -313,10 +293,7 @@ impl Core {
         while let Ok(report) = self.far.reports.pop() {
             let (channel, what) = describe_report(report);
             debug!("far end of {channel}: {what}");
-            self.notify(Notice::Far {
-                port: channel.port(),
-                what,
-            });
+            self.notify(Notice::Far { port: channel.port(), what });
         }
         // Buffers the far end finished with are freed here, off the real-time thread.
         while self.far.spent.pop().is_ok() {}
@@ -325,18 +302,12 @@ impl Core {
     async fn apply_actions(&mut self) {
         while let Some(action) = self.calls.poll_action() {
             match action {
-                Action::Line { channel, command } => {
-                    self.engine(EngineCmd::Line { channel, command })
-                }
+                Action::Line { channel, command } => self.engine(EngineCmd::Line { channel, command }),
                 Action::Bridge { a, b } => self.engine(EngineCmd::Bridge { a, b }),
                 Action::Unbridge { channel } => self.engine(EngineCmd::Unbridge { channel }),
-                Action::PlayTone { channel, tone } => {
-                    self.engine(EngineCmd::PlayTone { channel, tone })
-                }
+                Action::PlayTone { channel, tone } => self.engine(EngineCmd::PlayTone { channel, tone }),
                 Action::StopTone { channel } => self.engine(EngineCmd::StopPlay { channel }),
-                Action::StartRecording { call, channel } => {
-                    self.start_recording(call, channel).await
-                }
+                Action::StartRecording { call, channel } => self.start_recording(call, channel).await,
                 Action::StopRecording { call, channel } => self.stop_recording(call, channel),
                 Action::Cdr(update) => self.cdr(update).await,
                 Action::Event(event) => self.call_event(event),
@@ -366,23 +337,13 @@ impl Core {
         let Some(control) = &self.rec_control else {
             return;
         };
-        if control
-            .send(RecControl::Open {
-                slot,
-                vocid: vocid.clone(),
-                path: path.clone(),
-            })
-            .is_err()
-        {
+        if control.send(RecControl::Open { slot, vocid: vocid.clone(), path: path.clone() }).is_err() {
             error!("call {call_id}: not recorded, the recorder has stopped");
             self.free_slots.push(slot);
             return;
         }
         self.engine(EngineCmd::RecordStart { channel, slot });
-        self.persist(
-            "recording start",
-            self.store.recording_start(&vocid, &call_id, &path, now),
-        );
+        self.persist("recording start", self.store.recording_start(&vocid, &call_id, &path, now));
         self.persist("cdr vocid", self.store.cdr_set_vocid(&call_id, &vocid));
         info!("call {call_id}: recording {vocid} to {}", path.display());
         self.notify(Notice::Recording {
@@ -410,15 +371,8 @@ impl Core {
         let now = OffsetDateTime::now_utc();
         match done.result {
             Ok(()) => {
-                info!(
-                    "recording {} complete: {:.1} s",
-                    done.vocid,
-                    done.samples as f64 / 8000.0
-                );
-                self.persist(
-                    "recording end",
-                    self.store.recording_end(&done.vocid, now, done.samples),
-                );
+                info!("recording {} complete: {:.1} s", done.vocid, done.samples as f64 / 8000.0);
+                self.persist("recording end", self.store.recording_end(&done.vocid, now, done.samples));
             }
             Err(e) => {
                 error!("recording {} failed: {e}", done.vocid);
@@ -432,13 +386,7 @@ impl Core {
 
     async fn cdr(&mut self, update: CdrUpdate) {
         match update {
-            CdrUpdate::Start {
-                call,
-                at,
-                caller,
-                callee,
-                trunk,
-            } => {
+            CdrUpdate::Start { call, at, caller, callee, trunk } => {
                 let start = self.wall(at);
                 let call_id = match self.store.next_call_id(start).await {
                     Ok(id) => id,
@@ -458,31 +406,17 @@ impl Core {
                     direction: store::Direction::In,
                 };
                 self.persist("cdr start", self.store.cdr_start(cdr));
-                self.records.insert(
-                    call,
-                    CallRecord {
-                        call_id,
-                        vocid: None,
-                        slot: None,
-                        trunk,
-                    },
-                );
+                self.records.insert(call, CallRecord { call_id, vocid: None, slot: None, trunk });
             }
             CdrUpdate::Answer { call, at, seat } => {
                 if let Some(r) = self.records.get(&call) {
                     self.persist(
                         "cdr answer",
-                        self.store
-                            .cdr_answer(&r.call_id, self.wall(at), Some(seat.port())),
+                        self.store.cdr_answer(&r.call_id, self.wall(at), Some(seat.port())),
                     );
                 }
             }
-            CdrUpdate::End {
-                call,
-                at,
-                disposition,
-                cause,
-            } => {
+            CdrUpdate::End { call, at, disposition, cause } => {
                 if let Some(r) = self.records.get(&call) {
                     let d = match disposition {
                         Disposition::Answered => store::Disposition::Answered,
@@ -490,52 +424,30 @@ impl Core {
                         Disposition::Busy => store::Disposition::Busy,
                         Disposition::Failed => store::Disposition::Failed,
                     };
-                    self.persist(
-                        "cdr end",
-                        self.store
-                            .cdr_end(&r.call_id, self.wall(at), d, Some(cause)),
-                    );
+                    self.persist("cdr end", self.store.cdr_end(&r.call_id, self.wall(at), d, Some(cause)));
                 }
             }
         }
     }
 
     fn call_id(&self, call: CallId) -> String {
-        self.records
-            .get(&call)
-            .map(|r| r.call_id.clone())
-            .unwrap_or_else(|| format!("X{}", call.0))
+        self.records.get(&call).map(|r| r.call_id.clone()).unwrap_or_else(|| format!("X{}", call.0))
     }
 
     fn call_event(&mut self, event: CallEvent) {
         let notice = match event {
-            CallEvent::Offered {
-                call,
-                trunk,
-                caller,
-            } => {
+            CallEvent::Offered { call, trunk, caller } => {
                 let id = self.call_id(call);
                 info!(
                     "call {id}: incoming on {trunk} from {}",
-                    if caller.is_empty() {
-                        "an unknown number"
-                    } else {
-                        caller.as_str()
-                    }
+                    if caller.is_empty() { "an unknown number" } else { caller.as_str() }
                 );
-                Notice::CallOffered {
-                    call: id,
-                    trunk: trunk.port(),
-                    caller,
-                }
+                Notice::CallOffered { call: id, trunk: trunk.port(), caller }
             }
             CallEvent::SeatRinging { call, seat } => {
                 let id = self.call_id(call);
                 info!("call {id}: ringing seat {seat}");
-                Notice::SeatRinging {
-                    call: id,
-                    seat: seat.port(),
-                }
+                Notice::SeatRinging { call: id, seat: seat.port() }
             }
             CallEvent::Waiting { call } => {
                 let id = self.call_id(call);
@@ -545,34 +457,16 @@ impl Core {
             CallEvent::Answered { call, seat } => {
                 let id = self.call_id(call);
                 info!("call {id}: answered by seat {seat}");
-                Notice::CallAnswered {
-                    call: id,
-                    seat: seat.port(),
-                }
+                Notice::CallAnswered { call: id, seat: seat.port() }
             }
-            CallEvent::Digit {
-                call,
-                channel,
-                digit,
-            } => {
+            CallEvent::Digit { call, channel, digit } => {
                 let id = self.call_id(call);
                 info!("call {id}: digit '{digit}' from {channel}");
-                Notice::Digit {
-                    call: id,
-                    port: channel.port(),
-                    digit,
-                }
+                Notice::Digit { call: id, port: channel.port(), digit }
             }
-            CallEvent::Ended {
-                call,
-                disposition,
-                cause,
-            } => {
+            CallEvent::Ended { call, disposition, cause } => {
                 let record = self.records.remove(&call);
-                let id = record
-                    .as_ref()
-                    .map(|r| r.call_id.clone())
-                    .unwrap_or_else(|| format!("X{}", call.0));
+                let id = record.as_ref().map(|r| r.call_id.clone()).unwrap_or_else(|| format!("X{}", call.0));
                 let vocid = record.and_then(|r| r.vocid);
                 info!("call {id}: ended, {}: {cause}", disposition.as_str());
                 Notice::CallEnded {
@@ -609,10 +503,7 @@ impl Core {
 
     fn port(&self, port: u16) -> Result<&switchboard_driver_api::ChannelInfo, String> {
         self.info.channel_of_port(port).ok_or_else(|| {
-            format!(
-                "port {port} does not exist (this card has ports 1-{})",
-                self.info.channels.len()
-            )
+            format!("port {port} does not exist (this card has ports 1-{})", self.info.channels.len())
         })
     }
 
@@ -628,26 +519,12 @@ impl Core {
         match request {
             Request::Status => Ok(self.status()),
             Request::CdrList { limit } => {
-                let cdrs = self
-                    .store
-                    .cdr_list(limit.min(10_000))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Ok(serde_json::Value::Array(
-                    cdrs.iter().map(cdr_json).collect(),
-                ))
+                let cdrs = self.store.cdr_list(limit.min(10_000)).await.map_err(|e| e.to_string())?;
+                Ok(serde_json::Value::Array(cdrs.iter().map(cdr_json).collect()))
             }
             // The connection task streams notices itself.
             Request::Watch => Ok(json!(null)),
-            Request::SimCall {
-                port,
-                from,
-                digits,
-                digits_delay_ms,
-                play,
-                hangup_after,
-                ..
-            } => {
+            Request::SimCall { port, from, digits, digits_delay_ms, play, hangup_after, .. } => {
                 let ch = self.port(port)?;
                 if ch.kind != ChannelKind::FxoTrunk {
                     return Err(format!(
@@ -660,9 +537,7 @@ impl Core {
                 let digits = digit_string(&digits, "digits", crate::dsp::dtmf::is_dtmf_digit)?;
                 let hangup_after_ms = match hangup_after {
                     None => None,
-                    Some(s) if s.is_finite() && (0.0..=86_400.0).contains(&s) => {
-                        Some((s * 1000.0) as u32)
-                    }
+                    Some(s) if s.is_finite() && (0.0..=86_400.0).contains(&s) => Some((s * 1000.0) as u32),
                     Some(s) => {
                         return Err(format!(
                             "hangup_after {s} is not a number of seconds between 0 and 86400"
@@ -690,10 +565,7 @@ impl Core {
             Request::SimOffHook { port } => {
                 let ch = self.port(port)?;
                 if ch.kind != ChannelKind::FxsSeat {
-                    return Err(format!(
-                        "port {port} is a {} port, not a seat port",
-                        ch.kind.name()
-                    ));
+                    return Err(format!("port {port} is a {} port, not a seat port", ch.kind.name()));
                 }
                 let channel = ch.id;
                 self.far_command(FarCommand::OffHook { channel })
@@ -741,18 +613,11 @@ impl Core {
     }
 }
 
-fn digit_string(
-    s: &str,
-    what: &str,
-    ok: fn(char) -> bool,
-) -> Result<heapless::String<MAX_DIGITS>, String> {
+fn digit_string(s: &str, what: &str, ok: fn(char) -> bool) -> Result<heapless::String<MAX_DIGITS>, String> {
     if let Some(bad) = s.chars().find(|&c| !ok(c)) {
-        return Err(format!(
-            "unknown digit {bad:?} in {what} {s:?}: DTMF digits are 0-9, *, #, A-D"
-        ));
+        return Err(format!("unknown digit {bad:?} in {what} {s:?}: DTMF digits are 0-9, *, #, A-D"));
     }
-    heapless::String::try_from(s)
-        .map_err(|_| format!("{what} {s:?} is longer than {MAX_DIGITS} digits"))
+    heapless::String::try_from(s).map_err(|_| format!("{what} {s:?} is longer than {MAX_DIGITS} digits"))
 }
 
 async fn load_wav(path: PathBuf) -> Result<Arc<[i16]>, String> {
@@ -775,14 +640,9 @@ fn describe_report(report: FarReport) -> (ChannelId, String) {
         FarReport::PlayDone { channel } => (channel, "finished playing".into()),
         FarReport::HeardDigit { channel, digit } => (channel, format!("heard digit {digit}")),
         FarReport::HeardTone { channel, tone } => (channel, format!("heard {} tone", tone.name())),
-        FarReport::HeardSpeech { channel, speech } => (
-            channel,
-            if speech {
-                "hears sound".into()
-            } else {
-                "hears silence".into()
-            },
-        ),
+        FarReport::HeardSpeech { channel, speech } => {
+            (channel, if speech { "hears sound".into() } else { "hears silence".into() })
+        }
         FarReport::Refused { channel, reason } => (channel, format!("refused: {reason}")),
     }
 }

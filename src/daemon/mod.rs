@@ -24,19 +24,13 @@ pub use self::core::shutdown_signal;
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error("cannot create the data directory {path}: {source}")]
-    DataDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    DataDir { path: PathBuf, source: std::io::Error },
     #[error("cannot open the database: {0}")]
     Store(#[from] crate::store::StoreError),
     #[error("another daemon is already running with the control socket {0}")]
     AlreadyRunning(PathBuf),
     #[error("cannot listen on the control socket {path}: {source}")]
-    Socket {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Socket { path: PathBuf, source: std::io::Error },
     #[error("cannot start a thread: {0}")]
     Thread(#[from] std::io::Error),
     #[error(transparent)]
@@ -47,9 +41,13 @@ pub enum DaemonError {
 /// configured level.
 pub fn init_logging(level: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    use std::io::IsTerminal;
+    // Colours only for a person at a terminal, not in journald or log files.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
         .try_init();
 }
 
@@ -59,10 +57,8 @@ pub async fn run(
     data_dir: PathBuf,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
-    std::fs::create_dir_all(&data_dir).map_err(|source| DaemonError::DataDir {
-        path: data_dir.clone(),
-        source,
-    })?;
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|source| DaemonError::DataDir { path: data_dir.clone(), source })?;
     let running = core::Running::start(config, &data_dir).await?;
     running.run(shutdown).await
 }

@@ -158,11 +158,7 @@ impl Default for EngineConfig {
 enum Play {
     Idle,
     Tone(ToneGenerator),
-    Prompt {
-        index: usize,
-        position: usize,
-        repeat: bool,
-    },
+    Prompt { index: usize, position: usize, repeat: bool },
 }
 
 /// Per-channel DSP state, built once.
@@ -253,14 +249,7 @@ impl<C: Card> Engine<C> {
             started: None,
             ticks: 0,
         };
-        (
-            engine,
-            EngineEnds {
-                commands: cmd_tx,
-                events: ev_rx,
-                stats,
-            },
-        )
+        (engine, EngineEnds { commands: cmd_tx, events: ev_rx, stats })
     }
 
     /// The card, for inspection.
@@ -280,10 +269,8 @@ impl<C: Card> Engine<C> {
         let busy = done.saturating_duration_since(began);
         let s = &self.stats;
         s.ticks.fetch_add(1, Ordering::Relaxed);
-        s.busy_ns
-            .fetch_add(busy.as_nanos() as u64, Ordering::Relaxed);
-        s.max_tick_ns
-            .fetch_max(busy.as_nanos() as u64, Ordering::Relaxed);
+        s.busy_ns.fetch_add(busy.as_nanos() as u64, Ordering::Relaxed);
+        s.max_tick_ns.fetch_max(busy.as_nanos() as u64, Ordering::Relaxed);
         if self.realtime {
             // Tick n must be done before the block for tick n + 1 is due.
             let due = started + Duration::from_micros(TICK_MICROS * self.ticks);
@@ -302,9 +289,7 @@ impl<C: Card> Engine<C> {
 
     fn process(&mut self) {
         if self.io.events_lost > 0 {
-            self.stats
-                .card_events_lost
-                .fetch_add(u64::from(self.io.events_lost), Ordering::Relaxed);
+            self.stats.card_events_lost.fetch_add(u64::from(self.io.events_lost), Ordering::Relaxed);
         }
         for i in 0..self.io.events.len() {
             let event = self.io.events[i];
@@ -340,11 +325,9 @@ impl<C: Card> Engine<C> {
                     stats.events_dropped.fetch_add(1, Ordering::Relaxed);
                 }
             };
-            chan.dtmf
-                .process(&chan.rx, |digit| emit(EngineEvent::Dtmf { channel, digit }));
+            chan.dtmf.process(&chan.rx, |digit| emit(EngineEvent::Dtmf { channel, digit }));
             if chan.detect_tones {
-                chan.tones
-                    .process(&chan.rx, |tone| emit(EngineEvent::Tone { channel, tone }));
+                chan.tones.process(&chan.rx, |tone| emit(EngineEvent::Tone { channel, tone }));
             }
         }
     }
@@ -367,17 +350,8 @@ impl<C: Card> Engine<C> {
                 Play::Tone(generator) => {
                     generator.fill(&mut out);
                 }
-                Play::Prompt {
-                    index,
-                    position,
-                    repeat,
-                } => {
-                    let audio = self
-                        .prompts
-                        .audio
-                        .get(*index)
-                        .map(|a| &a[..])
-                        .unwrap_or(&[]);
+                Play::Prompt { index, position, repeat } => {
+                    let audio = self.prompts.audio.get(*index).map(|a| &a[..]).unwrap_or(&[]);
                     let mut written = 0;
                     while written < BLOCK_SAMPLES && !audio.is_empty() {
                         let n = (BLOCK_SAMPLES - written).min(audio.len() - *position);
@@ -408,16 +382,8 @@ impl<C: Card> Engine<C> {
             chan.tx = out;
             g711::encode_block(chan.law, &chan.tx, &mut self.io.tx[i]);
             if let Some(slot) = chan.record {
-                let mut block = RecBlock {
-                    slot,
-                    samples: [0; BLOCK_SAMPLES],
-                };
-                for ((m, &r), &t) in block
-                    .samples
-                    .iter_mut()
-                    .zip(chan.rx.iter())
-                    .zip(chan.tx.iter())
-                {
+                let mut block = RecBlock { slot, samples: [0; BLOCK_SAMPLES] };
+                for ((m, &r), &t) in block.samples.iter_mut().zip(chan.rx.iter()).zip(chan.tx.iter()) {
                     *m = r.saturating_add(t);
                 }
                 let lost = match &mut self.recorder {
@@ -425,9 +391,7 @@ impl<C: Card> Engine<C> {
                     None => true,
                 };
                 if lost {
-                    self.stats
-                        .recording_blocks_dropped
-                        .fetch_add(1, Ordering::Relaxed);
+                    self.stats.recording_blocks_dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
             if let Some(event) = done {
@@ -458,10 +422,7 @@ impl<C: Card> Engine<C> {
             }
         };
         if !valid(channel) {
-            self.emit(EngineEvent::CommandFailed {
-                channel,
-                reason: "no such channel",
-            });
+            self.emit(EngineEvent::CommandFailed { channel, reason: "no such channel" });
             return;
         }
         let i = usize::from(channel.0);
@@ -498,28 +459,18 @@ impl<C: Card> Engine<C> {
             }
             EngineCmd::PlayPrompt { prompt, repeat, .. } => {
                 if usize::from(prompt.0) < self.prompts.audio.len() {
-                    self.chans[i].play = Play::Prompt {
-                        index: usize::from(prompt.0),
-                        position: 0,
-                        repeat,
-                    };
+                    self.chans[i].play = Play::Prompt { index: usize::from(prompt.0), position: 0, repeat };
                 } else {
-                    self.emit(EngineEvent::CommandFailed {
-                        channel,
-                        reason: "no such prompt",
-                    });
+                    self.emit(EngineEvent::CommandFailed { channel, reason: "no such prompt" });
                 }
             }
             EngineCmd::StopPlay { .. } => self.chans[i].play = Play::Idle,
-            EngineCmd::SendDtmf { digits, .. } => {
-                match self.chans[i].generator.push_digits(&digits) {
-                    Ok(()) => self.chans[i].sending_dtmf = true,
-                    Err(_) => self.emit(EngineEvent::CommandFailed {
-                        channel,
-                        reason: "bad or too many DTMF digits",
-                    }),
+            EngineCmd::SendDtmf { digits, .. } => match self.chans[i].generator.push_digits(&digits) {
+                Ok(()) => self.chans[i].sending_dtmf = true,
+                Err(_) => {
+                    self.emit(EngineEvent::CommandFailed { channel, reason: "bad or too many DTMF digits" })
                 }
-            }
+            },
             EngineCmd::RecordStart { slot, .. } => self.chans[i].record = Some(slot),
             EngineCmd::RecordStop { .. } => self.chans[i].record = None,
             EngineCmd::SetEchoCanceller { enabled, .. } => self.chans[i].echo_on = enabled,

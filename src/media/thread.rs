@@ -28,12 +28,10 @@ pub struct EngineHandle {
 impl EngineHandle {
     /// Queues a command. A full ring hands the command back and counts the loss.
     pub fn send(&mut self, cmd: EngineCmd) -> Result<(), EngineCmd> {
-        self.commands
-            .push(cmd)
-            .map_err(|rtrb::PushError::Full(cmd)| {
-                self.stats.commands_dropped.fetch_add(1, Ordering::Relaxed);
-                cmd
-            })
+        self.commands.push(cmd).map_err(|rtrb::PushError::Full(cmd)| {
+            self.stats.commands_dropped.fetch_add(1, Ordering::Relaxed);
+            cmd
+        })
     }
 
     /// The next event the engine raised, if any.
@@ -66,16 +64,11 @@ fn make_realtime(priority: i32) -> Result<(), String> {
     if priority <= 0 {
         return Err("real-time priority is 0 in the configuration".into());
     }
-    let param = libc::sched_param {
-        sched_priority: priority,
-    };
+    let param = libc::sched_param { sched_priority: priority };
     // SAFETY: sched_setscheduler reads a valid sched_param for the calling thread (pid 0).
     let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
     if rc != 0 {
-        return Err(format!(
-            "SCHED_FIFO refused: {}",
-            std::io::Error::last_os_error()
-        ));
+        return Err(format!("SCHED_FIFO refused: {}", std::io::Error::last_os_error()));
     }
     use nix::sys::mman::{mlockall, MlockAllFlags};
     mlockall(MlockAllFlags::MCL_CURRENT | MlockAllFlags::MCL_FUTURE)
@@ -93,20 +86,18 @@ pub fn spawn<C: Card + 'static>(
     let stop_flag = stop.clone();
     let (rt_tx, rt_rx) = std::sync::mpsc::channel();
     let stats = ends.stats.clone();
-    let thread = std::thread::Builder::new()
-        .name(name.to_string())
-        .spawn(move || {
-            let rt = make_realtime(priority);
-            let _ = rt_tx.send(rt);
-            while !stop_flag.load(Ordering::Relaxed) {
-                if let Err(e) = engine.tick() {
-                    stats.card_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!("card tick failed: {e}");
-                    // Do not spin on a broken card.
-                    std::thread::sleep(Duration::from_millis(20));
-                }
+    let thread = std::thread::Builder::new().name(name.to_string()).spawn(move || {
+        let rt = make_realtime(priority);
+        let _ = rt_tx.send(rt);
+        while !stop_flag.load(Ordering::Relaxed) {
+            if let Err(e) = engine.tick() {
+                stats.card_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!("card tick failed: {e}");
+                // Do not spin on a broken card.
+                std::thread::sleep(Duration::from_millis(20));
             }
-        })?;
+        }
+    })?;
     let realtime_scheduling = match rt_rx.recv() {
         Ok(Ok(())) => true,
         Ok(Err(why)) => {

@@ -46,15 +46,9 @@ pub enum FarCommand {
     /// Seat port: lift the handset.
     OffHook { channel: ChannelId },
     /// Type digits on a connected line.
-    Dial {
-        channel: ChannelId,
-        digits: heapless::String<MAX_DIGITS>,
-    },
+    Dial { channel: ChannelId, digits: heapless::String<MAX_DIGITS> },
     /// Seat port: answer automatically this long after ringing starts (None: never).
-    AutoAnswer {
-        channel: ChannelId,
-        after_ms: Option<u32>,
-    },
+    AutoAnswer { channel: ChannelId, after_ms: Option<u32> },
 }
 
 /// What the far end of a port reports.
@@ -75,17 +69,11 @@ pub enum FarReport {
     /// A DTMF digit heard from the switch.
     HeardDigit { channel: ChannelId, digit: char },
     /// A call-progress tone heard from the switch.
-    HeardTone {
-        channel: ChannelId,
-        tone: ProgressTone,
-    },
+    HeardTone { channel: ChannelId, tone: ProgressTone },
     /// Speech started (true) or stopped (false) in what the switch sends.
     HeardSpeech { channel: ChannelId, speech: bool },
     /// A command named a port the far end cannot act on in its state.
-    Refused {
-        channel: ChannelId,
-        reason: &'static str,
-    },
+    Refused { channel: ChannelId, reason: &'static str },
 }
 
 /// The control plane's ends of the far end's rings.
@@ -186,18 +174,8 @@ impl FarEndSim {
         let (rep_tx, rep_rx) = rtrb::RingBuffer::new(4096);
         let (spent_tx, spent_rx) = rtrb::RingBuffer::new(64);
         (
-            FarEndSim {
-                ports,
-                commands: cmd_rx,
-                reports: rep_tx,
-                spent: spent_tx,
-                reports_dropped: 0,
-            },
-            FarEndHandle {
-                commands: cmd_tx,
-                reports: rep_rx,
-                spent: spent_rx,
-            },
+            FarEndSim { ports, commands: cmd_rx, reports: rep_tx, spent: spent_tx, reports_dropped: 0 },
+            FarEndHandle { commands: cmd_tx, reports: rep_rx, spent: spent_rx },
         )
     }
 
@@ -233,34 +211,18 @@ impl FarEndSim {
             };
             let i = usize::from(channel.0);
             if i >= self.ports.len() {
-                self.report(FarReport::Refused {
-                    channel,
-                    reason: "no such port",
-                });
+                self.report(FarReport::Refused { channel, reason: "no such port" });
                 continue;
             }
             match cmd {
-                FarCommand::Call {
-                    caller_id,
-                    digits,
-                    digits_delay_ms,
-                    play,
-                    hangup_after_ms,
-                    ..
-                } => {
+                FarCommand::Call { caller_id, digits, digits_delay_ms, play, hangup_after_ms, .. } => {
                     let p = &mut self.ports[i];
                     if p.kind != ChannelKind::FxoTrunk {
-                        self.report(FarReport::Refused {
-                            channel,
-                            reason: "not a trunk port",
-                        });
+                        self.report(FarReport::Refused { channel, reason: "not a trunk port" });
                         continue;
                     }
                     if p.script != Script::Idle || p.last_line != FarLine::Idle {
-                        self.report(FarReport::Refused {
-                            channel,
-                            reason: "the line is busy",
-                        });
+                        self.report(FarReport::Refused { channel, reason: "the line is busy" });
                         continue;
                     }
                     p.pending_digits = digits;
@@ -276,9 +238,7 @@ impl FarEndSim {
                     // Caller id is sent fast, the way exchanges do: 70 ms tones, 70 ms gaps.
                     p.generator = DtmfGenerator::new(DTMF_LEVEL_DBM0, 70, 70);
                     p.sending = p.generator.push_digits(&cid).is_ok() && !cid.is_empty();
-                    p.script = Script::SendingCallerId {
-                        pause_ticks: ms_to_ticks(300),
-                    };
+                    p.script = Script::SendingCallerId { pause_ticks: ms_to_ticks(300) };
                     self.release_play(i);
                     self.ports[i].play = play.map(|a| (a, 0));
                 }
@@ -307,12 +267,8 @@ impl FarEndSim {
                 *dropped += 1;
             }
         };
-        p.detector.process(&p.heard, |digit| {
-            report(FarReport::HeardDigit { channel, digit })
-        });
-        p.tones.process(&p.heard, |tone| {
-            report(FarReport::HeardTone { channel, tone })
-        });
+        p.detector.process(&p.heard, |digit| report(FarReport::HeardDigit { channel, digit }));
+        p.tones.process(&p.heard, |tone| report(FarReport::HeardTone { channel, tone }));
         let speech = p.voice.process(&p.heard);
         if speech != p.speech {
             p.speech = speech;
@@ -356,9 +312,7 @@ impl FarEndSim {
                         p.script = Script::Calling;
                         action = FarAction::Call;
                     } else {
-                        p.script = Script::SendingCallerId {
-                            pause_ticks: pause_ticks - 1,
-                        };
+                        p.script = Script::SendingCallerId { pause_ticks: pause_ticks - 1 };
                     }
                 }
             }
@@ -401,14 +355,10 @@ impl FarEndSim {
         } else {
             p.ringing_ticks = 0;
         }
-        if std::mem::take(&mut p.offhook_requested)
-            && matches!(line, FarLine::Idle | FarLine::Alerting)
-        {
+        if std::mem::take(&mut p.offhook_requested) && matches!(line, FarLine::Idle | FarLine::Alerting) {
             action = FarAction::OffHook;
         }
-        if std::mem::take(&mut p.hangup_requested)
-            && matches!(line, FarLine::Connected | FarLine::Seized)
-        {
+        if std::mem::take(&mut p.hangup_requested) && matches!(line, FarLine::Connected | FarLine::Seized) {
             action = FarAction::Hangup;
         }
         action
@@ -416,13 +366,7 @@ impl FarEndSim {
 }
 
 impl FarEnd for FarEndSim {
-    fn tick(
-        &mut self,
-        ch: &ChannelInfo,
-        line: FarLine,
-        heard: &Block,
-        say: &mut Block,
-    ) -> FarAction {
+    fn tick(&mut self, ch: &ChannelInfo, line: FarLine, heard: &Block, say: &mut Block) -> FarAction {
         let i = usize::from(ch.id.0);
         if i == 0 {
             self.take_commands();
@@ -437,12 +381,7 @@ impl FarEnd for FarEndSim {
             match line {
                 FarLine::Alerting => self.report(FarReport::Ringing { channel }),
                 FarLine::Connected => self.report(FarReport::Connected { channel }),
-                FarLine::Idle
-                    if matches!(
-                        last,
-                        FarLine::Connected | FarLine::Seized | FarLine::Alerting
-                    ) =>
-                {
+                FarLine::Idle if matches!(last, FarLine::Connected | FarLine::Seized | FarLine::Alerting) => {
                     // Our side released the line (or stopped ringing) before the far end did.
                     let p = &mut self.ports[i];
                     if p.kind == ChannelKind::FxoTrunk && p.script != Script::Idle {

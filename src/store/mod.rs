@@ -42,11 +42,7 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
     #[error("database {path} has schema version {found}, but this build only knows versions up to {supported}; it was written by a newer Switchboard and is left untouched")]
-    NewerSchema {
-        path: String,
-        found: i64,
-        supported: u32,
-    },
+    NewerSchema { path: String, found: i64, supported: u32 },
     #[error("database {path} cannot use write-ahead logging (journal mode is {mode:?})")]
     NotWal { path: String, mode: String },
     #[error("database error: {0}")]
@@ -144,13 +140,7 @@ macro_rules! text_enum {
     };
 }
 
-text_enum!(
-    Direction,
-    "cdr.direction",
-    In = "in",
-    Out = "out",
-    Internal = "internal"
-);
+text_enum!(Direction, "cdr.direction", In = "in", Out = "out", Internal = "internal");
 text_enum!(
     Disposition,
     "cdr.disposition",
@@ -311,12 +301,7 @@ impl Store {
                 return Err(StoreError::Closed);
             }
         }
-        Ok(StoreHandle {
-            inner: Arc::new(Inner {
-                tx: Some(tx),
-                join: Some(join),
-            }),
-        })
+        Ok(StoreHandle { inner: Arc::new(Inner { tx: Some(tx), join: Some(join) }) })
     }
 }
 
@@ -369,9 +354,7 @@ impl<T> Future for Pending<T> {
     type Output = Result<T, StoreError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.get_mut().rx)
-            .poll(cx)
-            .map(|r| r.unwrap_or(Err(StoreError::Closed)))
+        Pin::new(&mut self.get_mut().rx).poll(cx).map(|r| r.unwrap_or(Err(StoreError::Closed)))
     }
 }
 
@@ -401,12 +384,7 @@ impl StoreHandle {
     }
 
     /// Records the answer time (the first one counts) and, if given, the seat that answered.
-    pub fn cdr_answer(
-        &self,
-        call_id: &str,
-        at: OffsetDateTime,
-        seat_port: Option<u16>,
-    ) -> Pending<()> {
+    pub fn cdr_answer(&self, call_id: &str, at: OffsetDateTime, seat_port: Option<u16>) -> Pending<()> {
         let call_id = call_id.to_owned();
         self.run(move |c| ops::cdr_answer(c, &call_id, at, seat_port))
     }
@@ -502,11 +480,7 @@ impl StoreHandle {
     /// "daemon restarted"); recordings still `recording` have their WAV header repaired
     /// (state `repaired`, samples filled in, end time estimated from the length), or become
     /// `missing` if the file is gone, or `damaged` if it cannot be repaired.
-    pub fn recover_after_crash(
-        &self,
-        data_dir: &Path,
-        now: OffsetDateTime,
-    ) -> Pending<RecoveryReport> {
+    pub fn recover_after_crash(&self, data_dir: &Path, now: OffsetDateTime) -> Pending<RecoveryReport> {
         let data_dir = data_dir.to_owned();
         self.run(move |c| ops::recover_after_crash(c, &data_dir, now))
     }

@@ -6,8 +6,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use time::OffsetDateTime;
 
 use super::{
-    format_utc, Cdr, CdrStart, Disposition, Recording, RecordingState, RecoveryReport,
-    RepairedRecording, StoreError, CAUSE_DAEMON_RESTARTED,
+    format_utc, Cdr, CdrStart, Disposition, Recording, RecordingState, RecoveryReport, RepairedRecording,
+    StoreError, CAUSE_DAEMON_RESTARTED,
 };
 use crate::audio::{repair_wav, WavError};
 
@@ -25,13 +25,7 @@ fn elapsed_ms_since(column: &str) -> String {
 
 /// Why an update of a live CDR matched no row: the CDR is missing, or already ended.
 fn cdr_not_live(conn: &Connection, call_id: &str) -> StoreError {
-    let exists = conn
-        .query_row(
-            "SELECT 1 FROM cdr WHERE call_id = ?1",
-            [call_id],
-            |_| Ok(()),
-        )
-        .optional();
+    let exists = conn.query_row("SELECT 1 FROM cdr WHERE call_id = ?1", [call_id], |_| Ok(())).optional();
     match exists {
         Ok(Some(())) => StoreError::CdrAlreadyEnded(call_id.to_owned()),
         Ok(None) => StoreError::NoSuchCdr(call_id.to_owned()),
@@ -106,15 +100,8 @@ fn end_sql(filter: &str) -> String {
     )
 }
 
-pub(super) fn cdr_set_vocid(
-    conn: &mut Connection,
-    call_id: &str,
-    vocid: &str,
-) -> Result<(), StoreError> {
-    let n = conn.execute(
-        "UPDATE cdr SET vocid = ?2 WHERE call_id = ?1",
-        params![call_id, vocid],
-    )?;
+pub(super) fn cdr_set_vocid(conn: &mut Connection, call_id: &str, vocid: &str) -> Result<(), StoreError> {
+    let n = conn.execute("UPDATE cdr SET vocid = ?2 WHERE call_id = ?1", params![call_id, vocid])?;
     if n == 0 {
         return Err(StoreError::NoSuchCdr(call_id.to_owned()));
     }
@@ -128,9 +115,7 @@ pub(super) fn recording_start(
     path: &Path,
     at: OffsetDateTime,
 ) -> Result<(), StoreError> {
-    let path_text = path
-        .to_str()
-        .ok_or_else(|| StoreError::NonUtf8Path(path.to_owned()))?;
+    let path_text = path.to_str().ok_or_else(|| StoreError::NonUtf8Path(path.to_owned()))?;
     conn.execute(
         "INSERT INTO recordings (vocid, call_id, path, started_utc, state)
          VALUES (?1, ?2, ?3, ?4, 'recording')",
@@ -152,11 +137,8 @@ pub(super) fn recording_finish(
         params![vocid, format_utc(at), samples, state.as_str()],
     )?;
     if n == 0 {
-        let exists = conn
-            .query_row("SELECT 1 FROM recordings WHERE vocid = ?1", [vocid], |_| {
-                Ok(())
-            })
-            .optional()?;
+        let exists =
+            conn.query_row("SELECT 1 FROM recordings WHERE vocid = ?1", [vocid], |_| Ok(())).optional()?;
         return Err(match exists {
             Some(()) => StoreError::RecordingAlreadyEnded(vocid.to_owned()),
             None => StoreError::NoSuchRecording(vocid.to_owned()),
@@ -197,8 +179,7 @@ pub(super) fn cdr_list(conn: &mut Connection, limit: u32) -> Result<Vec<Cdr>, St
 }
 
 pub(super) fn cdr_get(conn: &mut Connection, call_id: &str) -> Result<Option<Cdr>, StoreError> {
-    let mut stmt =
-        conn.prepare_cached(&format!("SELECT {CDR_COLUMNS} FROM cdr WHERE call_id = ?1"))?;
+    let mut stmt = conn.prepare_cached(&format!("SELECT {CDR_COLUMNS} FROM cdr WHERE call_id = ?1"))?;
     Ok(stmt.query_row([call_id], cdr_from_row).optional()?)
 }
 
@@ -216,10 +197,7 @@ fn recording_from_row(r: &Row<'_>) -> rusqlite::Result<Recording> {
     })
 }
 
-pub(super) fn recordings_list(
-    conn: &mut Connection,
-    limit: u32,
-) -> Result<Vec<Recording>, StoreError> {
+pub(super) fn recordings_list(conn: &mut Connection, limit: u32) -> Result<Vec<Recording>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {RECORDING_COLUMNS} FROM recordings ORDER BY started_utc DESC, vocid DESC LIMIT ?1"
     ))?;
@@ -227,13 +205,9 @@ pub(super) fn recordings_list(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub(super) fn recording_get(
-    conn: &mut Connection,
-    vocid: &str,
-) -> Result<Option<Recording>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {RECORDING_COLUMNS} FROM recordings WHERE vocid = ?1"
-    ))?;
+pub(super) fn recording_get(conn: &mut Connection, vocid: &str) -> Result<Option<Recording>, StoreError> {
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {RECORDING_COLUMNS} FROM recordings WHERE vocid = ?1"))?;
     Ok(stmt.query_row([vocid], recording_from_row).optional()?)
 }
 
@@ -279,10 +253,7 @@ pub(super) fn next_vocid(conn: &mut Connection, at: OffsetDateTime) -> Result<St
     ))
 }
 
-pub(super) fn next_call_id(
-    conn: &mut Connection,
-    at: OffsetDateTime,
-) -> Result<String, StoreError> {
+pub(super) fn next_call_id(conn: &mut Connection, at: OffsetDateTime) -> Result<String, StoreError> {
     let t = at.to_offset(time::UtcOffset::UTC);
     let day = format!("{:04}{:02}{:02}", t.year(), u8::from(t.month()), t.day());
     // A counter per day keeps the numbers short and readable; the date is part of the id,
@@ -301,21 +272,15 @@ pub(super) fn recover_after_crash(
 
     let tx = conn.transaction()?;
     {
-        let mut stmt = tx.prepare(
-            "SELECT call_id FROM cdr WHERE disposition = 'in_progress' ORDER BY start_utc, id",
-        )?;
+        let mut stmt =
+            tx.prepare("SELECT call_id FROM cdr WHERE disposition = 'in_progress' ORDER BY start_utc, id")?;
         let ids = stmt.query_map([], |r| r.get::<_, String>(0))?;
         report.interrupted_calls = ids.collect::<Result<_, _>>()?;
     }
     // The filter needs no call id; ?1 is bound to NULL to keep end_sql's numbering.
     tx.execute(
         &end_sql("disposition = 'in_progress'"),
-        params![
-            rusqlite::types::Null,
-            now_text,
-            Disposition::Interrupted.as_str(),
-            CAUSE_DAEMON_RESTARTED
-        ],
+        params![rusqlite::types::Null, now_text, Disposition::Interrupted.as_str(), CAUSE_DAEMON_RESTARTED],
     )?;
     tx.commit()?;
 
@@ -343,10 +308,7 @@ pub(super) fn recover_after_crash(
                     params![vocid, outcome.samples, ms, now_text],
                 )?;
                 tracing::info!(%vocid, samples = outcome.samples, "recording repaired after crash");
-                report.repaired.push(RepairedRecording {
-                    vocid,
-                    samples: outcome.samples,
-                });
+                report.repaired.push(RepairedRecording { vocid, samples: outcome.samples });
             }
             Err(WavError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 conn.execute(

@@ -74,10 +74,7 @@ pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 /// date.
 pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
     let name = path.display().to_string();
-    let at = |source| StoreError::Open {
-        path: name.clone(),
-        source,
-    };
+    let at = |source| StoreError::Open { path: name.clone(), source };
     let mut conn = Connection::open(path).map_err(at)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(at)?;
 
@@ -87,14 +84,11 @@ pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
 
     // WAL lets the CLI read while the daemon writes; with synchronous=FULL every commit is
     // on disk before it returns, which is what makes an Ok from the store durable.
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-        .map_err(at)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(at)?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::NotWal { path: name, mode });
     }
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(at)?;
+    conn.pragma_update(None, "synchronous", "FULL").map_err(at)?;
     conn.pragma_update(None, "foreign_keys", true).map_err(at)?;
 
     migrate(&mut conn, &name)?;
@@ -107,17 +101,10 @@ fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
 
 fn check_version(found: i64, name: &str) -> Result<(), StoreError> {
     if found > i64::from(SCHEMA_VERSION) {
-        return Err(StoreError::NewerSchema {
-            path: name.to_owned(),
-            found,
-            supported: SCHEMA_VERSION,
-        });
+        return Err(StoreError::NewerSchema { path: name.to_owned(), found, supported: SCHEMA_VERSION });
     }
     if found < 0 {
-        return Err(StoreError::InvalidData {
-            column: "user_version",
-            value: found.to_string(),
-        });
+        return Err(StoreError::InvalidData { column: "user_version", value: found.to_string() });
     }
     Ok(())
 }
@@ -136,11 +123,7 @@ fn migrate(conn: &mut Connection, name: &str) -> Result<(), StoreError> {
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", target)?;
         tx.commit()?;
-        tracing::info!(
-            database = name,
-            version = target,
-            "database schema migrated"
-        );
+        tracing::info!(database = name, version = target, "database schema migrated");
     }
     Ok(())
 }
