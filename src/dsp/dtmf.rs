@@ -48,6 +48,8 @@
 //!   Cauchy–Schwarz, a tone's power can be at most 2·N times the block energy) skips the
 //!   filters entirely, which makes silence nearly free without changing any decision.
 
+use std::sync::OnceLock;
+
 use heapless::Deque;
 
 use super::tonegen::Oscillator;
@@ -122,8 +124,8 @@ pub struct DtmfDetector {
     /// e^{-jωL·m} per frequency and segment m, to align each segment's phasor with the block.
     rot_re: [[f32; LANES]; 8],
     rot_im: [[f32; LANES]; 8],
-    /// Leakage kernels, see `Kernels`.
-    kernels: Kernels,
+    /// Leakage kernels, see `Kernels`; shared by all detectors, built on first use.
+    kernels: &'static Kernels,
     /// Acceptance limits, in the units of `Analysis::power` (see `new`).
     threshold: f32,
     normal_twist: f32,
@@ -180,7 +182,7 @@ impl DtmfDetector {
             sin_w,
             rot_re,
             rot_im,
-            kernels: Kernels::new(),
+            kernels: Kernels::shared(),
             threshold: n * n * a * a / 2.0,
             normal_twist: db_to_power_ratio(NORMAL_TWIST_DB),
             reverse_twist: db_to_power_ratio(REVERSE_TWIST_DB),
@@ -438,6 +440,13 @@ struct Kernels {
 }
 
 impl Kernels {
+    /// The process-wide table. Building it takes thousands of trigonometric calls, so it is
+    /// done once; after that this is a single atomic load, with no lock on the real-time path.
+    fn shared() -> &'static Kernels {
+        static KERNELS: OnceLock<Kernels> = OnceLock::new();
+        KERNELS.get_or_init(Kernels::new)
+    }
+
     fn new() -> Self {
         let w = |k: usize| 2.0 * core::f64::consts::PI * f64::from(FREQS[k]) / 8000.0;
         let g = |theta: f64, m: usize| {

@@ -34,6 +34,8 @@ pub const SAMPLE_RATE: f32 = 8000.0;
 pub const SAMPLES_PER_MS: u32 = 8;
 
 /// Level in dBm0 of a sine whose peak is full scale (32767), as in spandsp.
+// The value happens to resemble π; it is the G.711 overload point, not an approximation.
+#[allow(clippy::approx_constant)]
 pub const DBM0_MAX_SINE_POWER: f32 = 3.14;
 
 /// The lowest level [`level::dbm0`] and [`PowerMeter`] report; digital silence reads this

@@ -462,19 +462,18 @@ impl ToneDetector {
             return NONE;
         }
         // Mean square of the sine each filter sees: 2·|X|^2 / N^2 = A^2 / 2.
-        let mut ms = [0.0f32; MAX_ZONE_FREQUENCIES];
-        for k in 0..MAX_ZONE_FREQUENCIES {
+        let ms: [f32; MAX_ZONE_FREQUENCIES] = core::array::from_fn(|k| {
             let (a, b, c) = (self.s1[k], self.s2[k], self.coef[k]);
-            ms[k] = 2.0 * (a * a + b * b - c * a * b) / (n * n);
-        }
+            2.0 * (a * a + b * b - c * a * b) / (n * n)
+        });
         let reject = 10f32.powf(-OTHER_FREQUENCY_REJECTION_DB / 10.0);
         for (s, &mask) in self.signatures[..self.signature_count].iter().enumerate() {
             let mut sum = 0.0;
             let mut weakest = f32::MAX;
-            for k in 0..MAX_ZONE_FREQUENCIES {
+            for (k, &p) in ms.iter().enumerate() {
                 if mask & (1 << k) != 0 {
-                    sum += ms[k];
-                    weakest = weakest.min(ms[k]);
+                    sum += p;
+                    weakest = weakest.min(p);
                 }
             }
             if weakest < self.min_ms || sum < PURITY * mean_square {

@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 
 use spandsp::dtmf::{DtmfRx, DtmfTx};
 use spandsp::g711::{G711Mode, G711State};
+use switchboard::dsp::DBM0_MAX_SINE_POWER;
 use switchboard::dsp::{
     dbm0, dtmf, echo::EchoCanceller, g711, tonegen::Cadence, DtmfDetector, DtmfError, DtmfGenerator,
     ProgressTone, ToneDetector, ToneGenerator, ToneSpec, ToneZone, VoiceActivity,
@@ -52,7 +53,7 @@ impl Rng {
 
 /// Peak amplitude of a sine at `level` dBm0 (spandsp's convention: full scale = +3.14).
 fn amp(level: f64) -> f64 {
-    32767.0 * 10f64.powf((level - 3.14) / 20.0)
+    32767.0 * 10f64.powf((level - f64::from(DBM0_MAX_SINE_POWER)) / 20.0)
 }
 
 fn key_freqs(digit: char) -> (f64, f64) {
@@ -87,7 +88,7 @@ impl Burst {
 }
 
 fn push_silence(out: &mut Vec<f64>, samples: usize) {
-    out.extend(std::iter::repeat_n(0.0, samples));
+    out.extend(std::iter::repeat(0.0).take(samples));
 }
 
 /// Appends one digit burst and its pause, with random starting phases.
@@ -483,7 +484,7 @@ fn generate(g: &mut DtmfGenerator) -> Vec<i16> {
             break;
         }
     }
-    out.extend(std::iter::repeat_n(0, 800));
+    out.extend(std::iter::repeat(0).take(800));
     out
 }
 
@@ -500,7 +501,7 @@ fn generated_digits_are_detected_by_both_detectors() {
         // The level is what was asked for: one tone of the pair reads `level`, so the
         // pair reads 3 dB more (measured over the first tone burst only).
         let burst = &audio[..(on * 8) as usize];
-        assert!((dbm0(burst) - (level as f32 + 3.01)).abs() < 0.2, "{} vs {level}", dbm0(burst));
+        assert!((dbm0(burst) - (level + 3.01)).abs() < 0.2, "{} vs {level}", dbm0(burst));
     }
 }
 
@@ -518,7 +519,7 @@ fn spandsp_generated_digits_are_detected_by_ours() {
             break;
         }
     }
-    audio.extend(std::iter::repeat_n(0, 800));
+    audio.extend(std::iter::repeat(0).take(800));
     assert_eq!(ours(&audio), digits);
 }
 
@@ -765,7 +766,7 @@ fn china_progress_tones_are_recognised_at_minus_10_to_minus_30_dbm0() {
         for level in [-10.0, -15.0, -20.0, -25.0, -30.0] {
             let mut audio = synth_progress(&spec, level, 12.0, &mut rng);
             // Then the tone stops: Silence must follow.
-            audio.extend(std::iter::repeat_n(0, 8000 * 6));
+            audio.extend(std::iter::repeat(0).take(8000 * 6));
             let got = detect_tones(&zone, &audio);
             let kinds: Vec<ProgressTone> = got.iter().map(|g| g.1).collect();
             assert_eq!(kinds, [tone, ProgressTone::Silence], "{tone:?} at {level} dBm0: {got:?}");
@@ -862,7 +863,7 @@ fn voice_activity_follows_speech_and_silence() {
         let mut v = VoiceActivity::new();
         let mut audio = vec![0i16; 8000];
         audio.extend_from_slice(s);
-        audio.extend(std::iter::repeat_n(0, 8000));
+        audio.extend(std::iter::repeat(0).take(8000));
         let flags: Vec<bool> = audio.chunks(160).map(|c| v.process(c)).collect();
         // Silent lead-in: no speech. The speech: mostly active. The tail: back to silence.
         assert!(flags[..45].iter().all(|&f| !f), "{name}: speech in the lead-in");
