@@ -136,7 +136,7 @@ pub fn media(channels: u16, seconds: f64, realtime: bool) -> Result<()> {
     let _ = r.drain.join();
     let audio_seconds = ticks as f64 / 50.0;
     let per_core = f64::from(channels) * audio_seconds / cpu.max(1e-9);
-    println!("media pipeline: decode + echo-less DTMF + call-progress tones + recording tap");
+    println!("media pipeline: G.711 decode + DTMF + call-progress tones + recording tap + encode (echo canceller off)");
     println!(
         "free-running: {channels} channels x {audio_seconds:.1} s of audio in {cpu:.3} s CPU ({wall:.3} s wall)"
     );

@@ -100,6 +100,24 @@ enum SimCommand {
         port: u16,
         digits: String,
     },
+    /// The far end of a port plays a call-progress tone: dial, ringback, busy, congestion, off.
+    Tone {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long)]
+        port: u16,
+        tone: String,
+    },
+    /// Records what the far end of a port hears into a WAV file.
+    Record {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long)]
+        port: u16,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        out: PathBuf,
+    },
     /// Prints every call event and far-end report until interrupted.
     Watch {
         #[arg(long)]
@@ -226,6 +244,15 @@ fn sim(cmd: SimCommand) -> Result<ExitCode> {
         SimCommand::Hangup { data_dir, port } => (data_dir, Request::SimHangup { port }, false),
         SimCommand::Offhook { data_dir, port } => (data_dir, Request::SimOffHook { port }, false),
         SimCommand::Dial { data_dir, port, digits } => (data_dir, Request::SimDial { port, digits }, false),
+        SimCommand::Tone { data_dir, port, tone } => {
+            let tone = if tone == "off" { None } else { Some(tone) };
+            (data_dir, Request::SimTone { port, tone }, false)
+        }
+        SimCommand::Record { data_dir, port, seconds, out } => {
+            // The daemon writes the file, so it needs an absolute path.
+            let out = std::path::absolute(&out).with_context(|| format!("bad path {}", out.display()))?;
+            (data_dir, Request::SimRecord { port, seconds, path: out.display().to_string() }, false)
+        }
         SimCommand::Watch { data_dir } => (data_dir, Request::Watch, true),
     };
     cli::request(&paths::data_dir(data_dir), &request, follow)

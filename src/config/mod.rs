@@ -101,6 +101,14 @@ struct RawSim {
     pacing: PacingName,
     ring_cadence_ms: [u32; 2],
     seat_answer_delay_ms: u32,
+    disconnect: DisconnectName,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(rename_all = "kebab-case")]
+enum DisconnectName {
+    LoopDrop,
+    BusyTone,
 }
 
 impl Default for RawSim {
@@ -112,6 +120,7 @@ impl Default for RawSim {
             pacing: PacingName::Realtime,
             ring_cadence_ms: [1000, 4000],
             seat_answer_delay_ms: 1500,
+            disconnect: DisconnectName::LoopDrop,
         }
     }
 }
@@ -206,6 +215,8 @@ pub struct Config {
     pub law: Law,
     /// How long simulated seat phones ring before they answer by themselves (None: never).
     pub sim_seat_answer_delay: Option<Duration>,
+    /// How the simulated exchange signals that the far end hung up.
+    pub sim_disconnect: crate::sim::Disconnect,
     pub realtime_priority: i32,
     pub echo_canceller: bool,
     pub tone_zone: ToneZoneName,
@@ -400,6 +411,10 @@ fn validate(
         sim_seat_answer_delay: match raw.sim.seat_answer_delay_ms {
             0 => None,
             ms => Some(Duration::from_millis(u64::from(ms))),
+        },
+        sim_disconnect: match raw.sim.disconnect {
+            DisconnectName::LoopDrop => crate::sim::Disconnect::LoopDrop,
+            DisconnectName::BusyTone => crate::sim::Disconnect::BusyTone,
         },
         realtime_priority: priority as i32,
         echo_canceller: raw.engine.echo_canceller,

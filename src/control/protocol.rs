@@ -60,6 +60,13 @@ pub enum Request {
     /// How long the phone on a seat port rings before answering by itself (null: never).
     #[serde(rename = "sim.autoanswer")]
     SimAutoAnswer { port: u16, after_ms: Option<u32> },
+    /// The far end of a port plays a call-progress tone of the zone (null: stops).
+    #[serde(rename = "sim.tone")]
+    SimTone { port: u16, tone: Option<String> },
+    /// Records what the far end of a port hears for `seconds` into a WAV file at `path` (on
+    /// the daemon's machine). Answers when the recording is written.
+    #[serde(rename = "sim.record")]
+    SimRecord { port: u16, seconds: f64, path: String },
 }
 
 fn default_limit() -> u32 {

@@ -88,6 +88,8 @@ struct Core {
     rec_control: Option<std::sync::mpsc::Sender<RecControl>>,
     rec_done: mpsc::UnboundedReceiver<RecDone>,
     records: HashMap<CallId, CallRecord>,
+    /// `sim.record` requests waiting for their far end's buffer to fill.
+    far_recordings: HashMap<ChannelId, (PathBuf, oneshot::Sender<Result<serde_json::Value, String>>)>,
     free_slots: Vec<u16>,
     notices: broadcast::Sender<Notice>,
     /// The same moment on the monotonic clock and the wall clock, to date events.
@@ -129,7 +131,7 @@ impl Running {
         let info = switchboard_driver_sim::describe(&sim);
         let zone = tone_zone(config.tone_zone);
         let answer_ms = config.sim_seat_answer_delay.map(|d| d.as_millis().min(u128::from(u32::MAX)) as u32);
-        let (far, far_handle) = FarEndSim::new(&info.channels, &zone, answer_ms);
+        let (far, far_handle) = FarEndSim::new(&info.channels, &zone, answer_ms, config.sim_disconnect);
         let card = SimCard::new(sim.clone(), far);
 
         let audio_channels = info.channels.iter().filter(|c| c.kind.carries_audio()).count().max(1);
@@ -178,6 +180,7 @@ impl Running {
             rec_control: Some(control_tx),
             rec_done: done_rx,
             records: HashMap::new(),
+            far_recordings: HashMap::new(),
             free_slots: (0..RECORDING_SLOTS).rev().collect(),
             notices,
             epoch: (Instant::now(), OffsetDateTime::now_utc()),
@@ -200,10 +203,7 @@ impl Running {
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = pump.tick() => core.pump().await,
-                Some(req) = requests.recv() => {
-                    let result = core.request(req.request).await;
-                    let _ = req.reply.send(result);
-                }
+                Some(req) = requests.recv() => core.handle_request(req).await,
                 Some(done) = core.rec_done.recv() => core.recording_done(done),
             }
         }
@@ -297,6 +297,56 @@ impl Core {
         }
         // Buffers the far end finished with are freed here, off the real-time thread.
         while self.far.spent.pop().is_ok() {}
+        while let Ok((channel, buffer)) = self.far.captured.pop() {
+            if let Some((path, reply)) = self.far_recordings.remove(&channel) {
+                tokio::task::spawn_blocking(move || {
+                    let written = crate::audio::wav::WavWriter::create(&path).and_then(|mut w| {
+                        w.write(&buffer)?;
+                        w.finish()
+                    });
+                    let _ = reply.send(
+                        written
+                            .map(|samples| json!({ "path": path.display().to_string(), "samples": samples }))
+                            .map_err(|e| e.to_string()),
+                    );
+                });
+            }
+        }
+    }
+
+    async fn handle_request(&mut self, req: CoreRequest) {
+        if let Request::SimRecord { port, seconds, path } = &req.request {
+            match self.start_far_recording(*port, *seconds, path) {
+                Ok(channel) => {
+                    let path = PathBuf::from(path);
+                    self.far_recordings.insert(channel, (path, req.reply));
+                }
+                Err(e) => {
+                    let _ = req.reply.send(Err(e));
+                }
+            }
+            return;
+        }
+        let result = self.request(req.request).await;
+        let _ = req.reply.send(result);
+    }
+
+    fn start_far_recording(&mut self, port: u16, seconds: f64, path: &str) -> Result<ChannelId, String> {
+        let channel = self.port(port)?.id;
+        if !(seconds.is_finite() && seconds > 0.0 && seconds <= 600.0) {
+            return Err(format!("seconds {seconds} is not between 0 and 600"));
+        }
+        if self.far_recordings.contains_key(&channel) {
+            return Err(format!("port {port} is already being recorded"));
+        }
+        let path = Path::new(path);
+        if !path.is_absolute() {
+            return Err(format!("the path {} must be absolute", path.display()));
+        }
+        let samples = (seconds * 8000.0) as usize;
+        let buffer = vec![0i16; samples].into_boxed_slice();
+        self.far_command(FarCommand::Record { channel, buffer })?;
+        Ok(channel)
     }
 
     async fn apply_actions(&mut self) {
@@ -579,6 +629,24 @@ impl Core {
                 let channel = self.port(port)?.id;
                 self.far_command(FarCommand::AutoAnswer { channel, after_ms })
             }
+            Request::SimTone { port, tone } => {
+                let channel = self.port(port)?.id;
+                let tone = match tone.as_deref() {
+                    None | Some("off") => None,
+                    Some("dial") => Some(ProgressTone::Dial),
+                    Some("ringback") => Some(ProgressTone::Ringback),
+                    Some("busy") => Some(ProgressTone::Busy),
+                    Some("congestion") => Some(ProgressTone::Congestion),
+                    Some(other) => {
+                        return Err(format!(
+                            "unknown tone {other:?}: use dial, ringback, busy, congestion or off"
+                        ))
+                    }
+                };
+                self.far_command(FarCommand::Tone { channel, tone })
+            }
+            // Handled in `handle_request`, which can answer later.
+            Request::SimRecord { .. } => Err("internal: sim.record routed wrongly".into()),
         }
     }
 
@@ -643,6 +711,7 @@ fn describe_report(report: FarReport) -> (ChannelId, String) {
         FarReport::HeardSpeech { channel, speech } => {
             (channel, if speech { "hears sound".into() } else { "hears silence".into() })
         }
+        FarReport::Recorded { channel } => (channel, "recording done".into()),
         FarReport::Refused { channel, reason } => (channel, format!("refused: {reason}")),
     }
 }

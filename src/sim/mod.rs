@@ -17,6 +17,7 @@ use crate::dsp::dtmf::{DtmfDetector, DtmfGenerator};
 use crate::dsp::g711;
 use crate::dsp::level::VoiceActivity;
 use crate::dsp::tone::{ProgressTone, ToneDetector, ToneZone};
+use crate::dsp::tonegen::ToneGenerator;
 
 /// Most digits in a caller id or a digit string.
 pub const MAX_DIGITS: usize = 32;
@@ -26,6 +27,19 @@ const TICKS_PER_SECOND: u32 = 50;
 
 /// Level of the far end's DTMF, per tone: a typical phone on a short loop.
 const DTMF_LEVEL_DBM0: f32 = -8.0;
+
+/// Level of the tones the exchange plays, per frequency.
+const TONE_LEVEL_DBM0: f32 = -13.0;
+
+/// How the exchange tells our trunk port that the far end hung up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Disconnect {
+    /// Loop current drops (DAHDI reports on-hook on the FXO port).
+    #[default]
+    LoopDrop,
+    /// Nothing on the line but busy tone, as on many Chinese lines.
+    BusyTone,
+}
 
 /// A command to the far end of one port.
 #[derive(Clone, Debug)]
@@ -49,6 +63,12 @@ pub enum FarCommand {
     Dial { channel: ChannelId, digits: heapless::String<MAX_DIGITS> },
     /// Seat port: answer automatically this long after ringing starts (None: never).
     AutoAnswer { channel: ChannelId, after_ms: Option<u32> },
+    /// Play one of the zone's call-progress tones into the line until told otherwise
+    /// (None: stop).
+    Tone { channel: ChannelId, tone: Option<ProgressTone> },
+    /// Record what the far end hears into `buffer` until it is full; the buffer comes back
+    /// through [`FarEndHandle::captured`].
+    Record { channel: ChannelId, buffer: Box<[i16]> },
 }
 
 /// What the far end of a port reports.
@@ -72,6 +92,8 @@ pub enum FarReport {
     HeardTone { channel: ChannelId, tone: ProgressTone },
     /// Speech started (true) or stopped (false) in what the switch sends.
     HeardSpeech { channel: ChannelId, speech: bool },
+    /// A recording of what the far end heard is complete.
+    Recorded { channel: ChannelId },
     /// A command named a port the far end cannot act on in its state.
     Refused { channel: ChannelId, reason: &'static str },
 }
@@ -82,6 +104,8 @@ pub struct FarEndHandle {
     pub reports: rtrb::Consumer<FarReport>,
     /// Audio buffers the far end finished with, to be dropped outside the real-time thread.
     pub spent: rtrb::Consumer<Arc<[i16]>>,
+    /// Recordings of what a far end heard, once full.
+    pub captured: rtrb::Consumer<(ChannelId, Box<[i16]>)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,6 +143,15 @@ struct Port {
     voice: VoiceActivity,
     speech: bool,
     heard: [i16; BLOCK_SAMPLES],
+    tone: Option<ToneGenerator>,
+    capture: Option<(Box<[i16]>, usize)>,
+    /// The call-progress tone the far end hears now, if any.
+    heard_tone: Option<ProgressTone>,
+    /// Ticks the far end has been hearing that tone.
+    heard_tone_ticks: u32,
+    /// Seat: the phone answered by itself, so it acts like an agent who puts the handset
+    /// down on hearing busy tone, or dial tone where a call was expected.
+    agent: bool,
 }
 
 /// The far end of every port of a simulated card.
@@ -127,6 +160,9 @@ pub struct FarEndSim {
     commands: rtrb::Consumer<FarCommand>,
     reports: rtrb::Producer<FarReport>,
     spent: rtrb::Producer<Arc<[i16]>>,
+    captured: rtrb::Producer<(ChannelId, Box<[i16]>)>,
+    zone: ToneZone,
+    disconnect: Disconnect,
     reports_dropped: u64,
 }
 
@@ -141,7 +177,19 @@ impl FarEndSim {
         channels: &[ChannelInfo],
         zone: &ToneZone,
         seat_answer_ms: Option<u32>,
+        disconnect: Disconnect,
     ) -> (FarEndSim, FarEndHandle) {
+        // Seat phones answer a quarter of a second apart, the way people do, so that a group
+        // ringing all at once is answered by one seat and not by all of them in the same tick.
+        let mut seat_index = 0u32;
+        let mut answer_ticks = |kind: ChannelKind| {
+            if kind != ChannelKind::FxsSeat {
+                return None;
+            }
+            let jitter = (seat_index % 8) * 250;
+            seat_index += 1;
+            seat_answer_ms.map(|ms| ms_to_ticks(ms.saturating_add(jitter)))
+        };
         let ports = channels
             .iter()
             .map(|c| Port {
@@ -156,11 +204,7 @@ impl FarEndSim {
                 hangup_after_ticks: None,
                 hangup_requested: false,
                 offhook_requested: false,
-                auto_answer_ticks: if c.kind == ChannelKind::FxsSeat {
-                    seat_answer_ms.map(ms_to_ticks)
-                } else {
-                    None
-                },
+                auto_answer_ticks: answer_ticks(c.kind),
                 ringing_ticks: 0,
                 last_line: FarLine::Idle,
                 detector: DtmfDetector::new(),
@@ -168,14 +212,29 @@ impl FarEndSim {
                 voice: VoiceActivity::new(),
                 speech: false,
                 heard: [0; BLOCK_SAMPLES],
+                tone: None,
+                capture: None,
+                heard_tone: None,
+                heard_tone_ticks: 0,
+                agent: false,
             })
             .collect();
         let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(256);
         let (rep_tx, rep_rx) = rtrb::RingBuffer::new(4096);
         let (spent_tx, spent_rx) = rtrb::RingBuffer::new(64);
+        let (captured_tx, captured_rx) = rtrb::RingBuffer::new(64);
         (
-            FarEndSim { ports, commands: cmd_rx, reports: rep_tx, spent: spent_tx, reports_dropped: 0 },
-            FarEndHandle { commands: cmd_tx, reports: rep_rx, spent: spent_rx },
+            FarEndSim {
+                ports,
+                commands: cmd_rx,
+                reports: rep_tx,
+                spent: spent_tx,
+                captured: captured_tx,
+                zone: zone.clone(),
+                disconnect,
+                reports_dropped: 0,
+            },
+            FarEndHandle { commands: cmd_tx, reports: rep_rx, spent: spent_rx, captured: captured_rx },
         )
     }
 
@@ -207,7 +266,9 @@ impl FarEndSim {
                 | FarCommand::Hangup { channel }
                 | FarCommand::OffHook { channel }
                 | FarCommand::Dial { channel, .. }
-                | FarCommand::AutoAnswer { channel, .. } => *channel,
+                | FarCommand::AutoAnswer { channel, .. }
+                | FarCommand::Tone { channel, .. }
+                | FarCommand::Record { channel, .. } => *channel,
             };
             let i = usize::from(channel.0);
             if i >= self.ports.len() {
@@ -252,6 +313,18 @@ impl FarEndSim {
                 FarCommand::AutoAnswer { after_ms, .. } => {
                     self.ports[i].auto_answer_ticks = after_ms.map(ms_to_ticks)
                 }
+                FarCommand::Tone { tone, .. } => {
+                    self.ports[i].tone =
+                        tone.and_then(|t| ToneGenerator::for_progress_tone(&self.zone, t, TONE_LEVEL_DBM0));
+                }
+                FarCommand::Record { buffer, .. } => {
+                    if let Some((old, _)) = self.ports[i].capture.replace((buffer, 0)) {
+                        // The earlier recording is handed back as it is.
+                        if self.captured.push((channel, old)).is_err() {
+                            self.reports_dropped += 1;
+                        }
+                    }
+                }
             }
         }
     }
@@ -268,11 +341,38 @@ impl FarEndSim {
             }
         };
         p.detector.process(&p.heard, |digit| report(FarReport::HeardDigit { channel, digit }));
-        p.tones.process(&p.heard, |tone| report(FarReport::HeardTone { channel, tone }));
+        let mut heard_tone = p.heard_tone;
+        p.tones.process(&p.heard, |tone| {
+            heard_tone = if tone == ProgressTone::Silence { None } else { Some(tone) };
+            report(FarReport::HeardTone { channel, tone })
+        });
+        if heard_tone != p.heard_tone {
+            p.heard_tone = heard_tone;
+            p.heard_tone_ticks = 0;
+        } else if heard_tone.is_some() {
+            p.heard_tone_ticks = p.heard_tone_ticks.saturating_add(1);
+        }
         let speech = p.voice.process(&p.heard);
         if speech != p.speech {
             p.speech = speech;
             report(FarReport::HeardSpeech { channel, speech });
+        }
+        let full = match &mut p.capture {
+            Some((buffer, filled)) => {
+                let n = (buffer.len() - *filled).min(BLOCK_SAMPLES);
+                buffer[*filled..*filled + n].copy_from_slice(&p.heard[..n]);
+                *filled += n;
+                *filled == buffer.len()
+            }
+            None => false,
+        };
+        if full {
+            if let Some((buffer, _)) = p.capture.take() {
+                if self.captured.push((channel, buffer)).is_err() {
+                    self.reports_dropped += 1;
+                }
+                self.report(FarReport::Recorded { channel });
+            }
         }
     }
 
@@ -280,6 +380,9 @@ impl FarEndSim {
     fn speak(&mut self, i: usize, say: &mut Block) -> (bool, bool) {
         let p = &mut self.ports[i];
         let mut out = [0i16; BLOCK_SAMPLES];
+        if let Some(tone) = &mut p.tone {
+            tone.fill(&mut out);
+        }
         let mut play_done = false;
         let playing = matches!(p.script, Script::Talking { .. });
         if playing && !p.sending {
@@ -351,9 +454,21 @@ impl FarEndSim {
             p.ringing_ticks = p.ringing_ticks.saturating_add(1);
             if p.auto_answer_ticks.is_some_and(|t| p.ringing_ticks >= t) {
                 action = FarAction::OffHook;
+                p.agent = true;
             }
         } else {
             p.ringing_ticks = 0;
+        }
+        if line == FarLine::Idle {
+            p.agent = false;
+        }
+        // An agent hangs up a second after hearing the caller has gone (busy or congestion
+        // tone), or after picking up a ringing phone that another seat answered first.
+        let gone =
+            matches!(p.heard_tone, Some(ProgressTone::Busy | ProgressTone::Congestion | ProgressTone::Dial));
+        if p.agent && gone && p.heard_tone_ticks >= TICKS_PER_SECOND && line != FarLine::Idle {
+            p.agent = false;
+            p.hangup_requested = true;
         }
         if std::mem::take(&mut p.offhook_requested) && matches!(line, FarLine::Idle | FarLine::Alerting) {
             action = FarAction::OffHook;
@@ -384,10 +499,14 @@ impl FarEnd for FarEndSim {
                 FarLine::Idle if matches!(last, FarLine::Connected | FarLine::Seized | FarLine::Alerting) => {
                     // Our side released the line (or stopped ringing) before the far end did.
                     let p = &mut self.ports[i];
-                    if p.kind == ChannelKind::FxoTrunk && p.script != Script::Idle {
-                        p.script = Script::Idle;
-                        p.sending = false;
-                        self.release_play(i);
+                    if p.kind == ChannelKind::FxoTrunk {
+                        // The exchange stops its tones once our side has released.
+                        p.tone = None;
+                        if p.script != Script::Idle {
+                            p.script = Script::Idle;
+                            p.sending = false;
+                            self.release_play(i);
+                        }
                     }
                     if last != FarLine::Alerting {
                         self.report(FarReport::Released { channel });
@@ -410,10 +529,17 @@ impl FarEnd for FarEndSim {
             ChannelKind::FxsSeat | ChannelKind::Sound => self.seat(i, line),
             ChannelKind::E1Bearer | ChannelKind::E1Signalling => FarAction::None,
         };
+        let mut action = action;
         if action == FarAction::Hangup {
             let p = &mut self.ports[i];
             p.hangup_requested = false;
             if p.kind == ChannelKind::FxoTrunk {
+                if line == FarLine::Connected && self.disconnect == Disconnect::BusyTone {
+                    // The exchange keeps the loop and plays busy tone instead.
+                    p.tone =
+                        ToneGenerator::for_progress_tone(&self.zone, ProgressTone::Busy, TONE_LEVEL_DBM0);
+                    action = FarAction::None;
+                }
                 p.script = Script::Idle;
                 p.sending = false;
                 self.release_play(i);

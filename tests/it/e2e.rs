@@ -236,3 +236,71 @@ fn a_second_daemon_on_the_same_data_directory_is_refused() {
     assert!(err.contains("another daemon is already running"), "{err}");
     assert_eq!(d.request(json!({"cmd": "status"}))["ok"], true);
 }
+
+#[test]
+fn busy_tone_alone_ends_the_call_and_the_agent_hangs_up_on_it() {
+    let d = Daemon::start(
+        &FAST_CONFIG
+            .replace("seat_answer_delay_ms = 400", "seat_answer_delay_ms = 400\ndisconnect = \"busy-tone\""),
+    );
+    let mut watch = d.connect();
+    watch.send(&json!({"id": 1, "cmd": "watch"}));
+    assert_eq!(watch.recv()["ok"], true);
+    let r = d.request(json!({"cmd": "sim.call", "port": 1, "from": "777", "hangup_after": 1.0}));
+    assert_eq!(r["ok"], true, "{r}");
+    let mut seen = vec![];
+    let mut until = |want: &dyn Fn(&serde_json::Value) -> bool| loop {
+        let n = watch.recv()["notice"].clone();
+        seen.push(n.clone());
+        if want(&n) {
+            return n;
+        }
+    };
+    // No loop drop: the switch hears the exchange's busy tone and releases the line.
+    let ended = until(&|n| n["type"] == "call_ended");
+    assert_eq!(ended["cause"], "caller hung up (busy tone)");
+    // The seat gets busy tone; its simulated agent hears it and puts the phone down.
+    until(&|n| n["type"] == "far" && n["port"] == 3 && n["what"] == "heard busy tone");
+    until(&|n| n["type"] == "far" && n["port"] == 3 && n["what"] == "hung up");
+    // The seat is free again: the next call rings it first.
+    let r = d.request(json!({"cmd": "sim.call", "port": 2, "from": "888", "hangup_after": 0.5}));
+    assert_eq!(r["ok"], true, "{r}");
+    let answered = until(&|n| n["type"] == "call_answered");
+    assert_eq!(answered["seat"], 3);
+}
+
+#[test]
+fn the_far_end_records_what_it_hears() {
+    let d = Daemon::start(FAST_CONFIG);
+    let mut watch = d.connect();
+    watch.send(&json!({"id": 1, "cmd": "sim.call", "port": 1, "from": "5", "watch": true}));
+    assert_eq!(watch.recv()["ok"], true);
+    loop {
+        if watch.recv()["notice"]["type"] == "call_answered" {
+            break;
+        }
+    }
+    let out = d.data().join("heard.wav");
+    let recorder = {
+        let out = out.clone();
+        let data = d.data().to_path_buf();
+        std::thread::spawn(move || {
+            let mut c = crate::harness::Client::connect_to(&data);
+            c.send(&json!({"cmd": "sim.record", "port": 1, "seconds": 2.0, "path": out}));
+            c.recv()
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(d.request(json!({"cmd": "sim.dial", "port": 3, "digits": "159"}))["ok"], true);
+    let r = recorder.join().unwrap();
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["result"]["samples"], 16000);
+    assert_eq!(digits_in(&out), "159");
+
+    let e = d.request(json!({"cmd": "sim.record", "port": 1, "seconds": 0, "path": out}));
+    assert!(e["error"].as_str().unwrap().contains("not between 0 and 600"), "{e}");
+    let e = d.request(json!({"cmd": "sim.record", "port": 1, "seconds": 1, "path": "relative.wav"}));
+    assert!(e["error"].as_str().unwrap().contains("must be absolute"), "{e}");
+    let e = d.request(json!({"cmd": "sim.tone", "port": 1, "tone": "siren"}));
+    assert!(e["error"].as_str().unwrap().contains("unknown tone \"siren\""), "{e}");
+}

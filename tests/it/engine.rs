@@ -7,7 +7,7 @@ use switchboard::audio::recorder::RecBlock;
 use switchboard::calls::Tone;
 use switchboard::dsp::tone::{ProgressTone, ToneZone};
 use switchboard::media::{Engine, EngineCmd, EngineConfig, EngineEvent, PromptId, Prompts};
-use switchboard::sim::{FarCommand, FarEndHandle, FarEndSim, FarReport};
+use switchboard::sim::{Disconnect, FarCommand, FarEndHandle, FarEndSim, FarReport};
 use switchboard_driver_api::{ChannelId, LineCommand, Pacing};
 use switchboard_driver_sim::{SimCard, SimConfig};
 
@@ -34,7 +34,7 @@ fn rig(echo: bool) -> Rig {
     };
     let info = switchboard_driver_sim::describe(&sim);
     let zone = ToneZone::china();
-    let (far, far_handle) = FarEndSim::new(&info.channels, &zone, Some(200));
+    let (far, far_handle) = FarEndSim::new(&info.channels, &zone, Some(200), Disconnect::LoopDrop);
     let card = SimCard::new(sim, far);
     let (rec_tx, rec_rx) = rtrb::RingBuffer::new(10_000);
     // A 300 ms prompt: a 1 kHz square-ish wave.
@@ -241,7 +241,8 @@ fn a_full_event_ring_counts_losses_instead_of_blocking() {
     let sim =
         SimConfig { trunk_ports: 1, seat_ports: 1, pacing: Pacing::FreeRunning, ..SimConfig::default() };
     let info = switchboard_driver_sim::describe(&sim);
-    let (far, mut far_handle) = FarEndSim::new(&info.channels, &ToneZone::china(), Some(0));
+    let (far, mut far_handle) =
+        FarEndSim::new(&info.channels, &ToneZone::china(), Some(0), Disconnect::LoopDrop);
     let card = SimCard::new(sim, far);
     let config = EngineConfig { realtime: false, event_capacity: 4, ..EngineConfig::default() };
     let (mut engine, ends) = Engine::new(card, &config, Arc::new(Prompts::default()), None);

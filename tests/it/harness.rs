@@ -115,9 +115,7 @@ impl Daemon {
     }
 
     pub fn connect(&self) -> Client {
-        let stream = UnixStream::connect(self.data().join("control.sock")).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        Client { reader: BufReader::new(stream.try_clone().unwrap()), stream }
+        Client::connect_to(self.data())
     }
 
     /// One request, one answer.
@@ -159,6 +157,12 @@ pub struct Client {
 }
 
 impl Client {
+    pub fn connect_to(data: &Path) -> Client {
+        let stream = UnixStream::connect(data.join("control.sock")).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        Client { reader: BufReader::new(stream.try_clone().unwrap()), stream }
+    }
+
     pub fn send(&mut self, v: &Value) {
         self.send_raw(format!("{v}\n").as_bytes());
     }
