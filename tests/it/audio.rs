@@ -5,8 +5,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use switchboard::audio::{
-    parse_wav, read_wav, repair_wav, to_8k, RecBlock, RecControl, RecDone, RecorderThread, Wav,
-    WavError, WavFormat, WavWriter, REC_BLOCK,
+    parse_wav, read_wav, repair_wav, to_8k, RecBlock, RecControl, RecDone, RecorderThread, Wav, WavError,
+    WavFormat, WavWriter, REC_BLOCK,
 };
 
 /// A small deterministic generator, so the fuzz cases are reproducible without a crate.
@@ -71,10 +71,7 @@ fn pcm16(samples: &[i16]) -> Vec<u8> {
 }
 
 fn pcm16_wav(rate: u32, channels: u16, samples: &[i16]) -> Vec<u8> {
-    riff(&[
-        (b"fmt ", fmt_body(1, channels, rate, 16)),
-        (b"data", pcm16(samples)),
-    ])
+    riff(&[(b"fmt ", fmt_body(1, channels, rate, 16)), (b"data", pcm16(samples))])
 }
 
 fn err(bytes: &[u8]) -> String {
@@ -92,50 +89,28 @@ fn decodes_every_supported_format() {
     assert_eq!(wav.source_channels, 1);
 
     // Stereo is averaged to mono.
-    let wav = parse_wav(
-        &pcm16_wav(16000, 2, &[100, 300, -32768, -32768, 32767, -32767]),
-        "s",
-    )
-    .unwrap();
+    let wav = parse_wav(&pcm16_wav(16000, 2, &[100, 300, -32768, -32768, 32767, -32767]), "s").unwrap();
     assert_eq!(wav.samples, vec![200, -32768, 0]);
     assert_eq!(wav.sample_rate, 16000);
 
     // 8-bit PCM is unsigned around 128.
-    let b = riff(&[
-        (b"fmt ", fmt_body(1, 1, 8000, 8)),
-        (b"data", vec![128, 0, 255, 192]),
-    ]);
-    assert_eq!(
-        parse_wav(&b, "8").unwrap().samples,
-        vec![0, -32768, 32512, 16384]
-    );
+    let b = riff(&[(b"fmt ", fmt_body(1, 1, 8000, 8)), (b"data", vec![128, 0, 255, 192])]);
+    assert_eq!(parse_wav(&b, "8").unwrap().samples, vec![0, -32768, 32512, 16384]);
 
     // G.711: the idle codes and the extremes.
-    let b = riff(&[
-        (b"fmt ", fmt_body(6, 1, 8000, 8)),
-        (b"data", vec![0xD5, 0xAA, 0x2A]),
-    ]);
+    let b = riff(&[(b"fmt ", fmt_body(6, 1, 8000, 8)), (b"data", vec![0xD5, 0xAA, 0x2A])]);
     let wav = parse_wav(&b, "a").unwrap();
     assert_eq!(wav.samples, vec![8, 32256, -32256]);
     assert_eq!(wav.source_format, WavFormat::Alaw);
-    let b = riff(&[
-        (b"fmt ", fmt_body(7, 1, 8000, 8)),
-        (b"data", vec![0xFF, 0x80, 0x00]),
-    ]);
+    let b = riff(&[(b"fmt ", fmt_body(7, 1, 8000, 8)), (b"data", vec![0xFF, 0x80, 0x00])]);
     let wav = parse_wav(&b, "u").unwrap();
     assert_eq!(wav.samples, vec![0, 32124, -32124]);
     assert_eq!(wav.source_format, WavFormat::Ulaw);
 
     // WAVE_FORMAT_EXTENSIBLE wrapping A-law and PCM.
-    let b = riff(&[
-        (b"fmt ", fmt_extensible(6, 1, 8000, 8)),
-        (b"data", vec![0xD5, 0x55]),
-    ]);
+    let b = riff(&[(b"fmt ", fmt_extensible(6, 1, 8000, 8)), (b"data", vec![0xD5, 0x55])]);
     assert_eq!(parse_wav(&b, "xa").unwrap().samples, vec![8, -8]);
-    let b = riff(&[
-        (b"fmt ", fmt_extensible(1, 2, 48000, 16)),
-        (b"data", pcm16(&[10, 20])),
-    ]);
+    let b = riff(&[(b"fmt ", fmt_extensible(1, 2, 48000, 16)), (b"data", pcm16(&[10, 20]))]);
     let wav = parse_wav(&b, "xp").unwrap();
     assert_eq!(wav.samples, vec![15]);
     assert_eq!(wav.source_channels, 2);
@@ -161,11 +136,8 @@ fn skips_unknown_chunks_and_padding() {
     assert_eq!(parse_wav(&b, "r").unwrap().samples, vec![5]);
 
     // An 8-bit mono data chunk of odd length is followed by a pad byte.
-    let b = riff(&[
-        (b"fmt ", fmt_body(1, 1, 8000, 8)),
-        (b"data", vec![128, 128, 128]),
-        (b"junk", vec![0; 4]),
-    ]);
+    let b =
+        riff(&[(b"fmt ", fmt_body(1, 1, 8000, 8)), (b"data", vec![128, 128, 128]), (b"junk", vec![0; 4])]);
     assert_eq!(parse_wav(&b, "p").unwrap().samples, vec![0, 0, 0]);
 
     // A streaming writer's unknown data length runs to the end of the file.
@@ -178,69 +150,36 @@ fn skips_unknown_chunks_and_padding() {
 #[test]
 fn errors_name_the_file_and_the_defect() {
     let e = err(b"ID3\x04 this is an mp3 file really");
-    assert!(
-        e.contains("prompt.wav") && e.contains("not a RIFF file") && e.contains("ID3"),
-        "{e}"
-    );
+    assert!(e.contains("prompt.wav") && e.contains("not a RIFF file") && e.contains("ID3"), "{e}");
 
     let mut b = pcm16_wav(8000, 1, &[0]);
     b[8..12].copy_from_slice(b"AVI ");
     let e = err(&b);
-    assert!(
-        e.contains("prompt.wav") && e.contains("not a WAVE file") && e.contains("AVI"),
-        "{e}"
-    );
+    assert!(e.contains("prompt.wav") && e.contains("not a WAVE file") && e.contains("AVI"), "{e}");
 
     let e = err(&riff(&[(b"data", pcm16(&[1]))]));
-    assert!(
-        e.contains("prompt.wav") && e.contains("no \"fmt \" chunk"),
-        "{e}"
-    );
+    assert!(e.contains("prompt.wav") && e.contains("no \"fmt \" chunk"), "{e}");
     let e = err(&riff(&[(b"fmt ", fmt_body(1, 1, 8000, 16))]));
     assert!(e.contains("no \"data\" chunk"), "{e}");
 
     let full = pcm16_wav(8000, 1, &[1; 100]);
     let e = err(&full[..full.len() - 50]);
-    assert!(
-        e.contains("truncated data chunk") && e.contains("200 bytes expected, 150 present"),
-        "{e}"
-    );
+    assert!(e.contains("truncated data chunk") && e.contains("200 bytes expected, 150 present"), "{e}");
     let e = err(&full[..6]);
     assert!(e.contains("truncated RIFF header"), "{e}");
 
-    let e = err(&riff(&[
-        (b"fmt ", fmt_body(0x55, 1, 8000, 16)),
-        (b"data", vec![]),
-    ]));
+    let e = err(&riff(&[(b"fmt ", fmt_body(0x55, 1, 8000, 16)), (b"data", vec![])]));
     assert!(e.contains("unsupported WAVE format code 85"), "{e}");
-    let e = err(&riff(&[
-        (b"fmt ", fmt_body(1, 1, 8000, 12)),
-        (b"data", vec![]),
-    ]));
+    let e = err(&riff(&[(b"fmt ", fmt_body(1, 1, 8000, 12)), (b"data", vec![])]));
     assert!(e.contains("unsupported 12 bits per sample"), "{e}");
-    let e = err(&riff(&[
-        (b"fmt ", fmt_body(6, 1, 8000, 16)),
-        (b"data", vec![]),
-    ]));
-    assert!(
-        e.contains("unsupported 16 bits per sample for format code 6"),
-        "{e}"
-    );
-    let e = err(&riff(&[
-        (b"fmt ", fmt_body(1, 0, 8000, 16)),
-        (b"data", vec![]),
-    ]));
+    let e = err(&riff(&[(b"fmt ", fmt_body(6, 1, 8000, 16)), (b"data", vec![])]));
+    assert!(e.contains("unsupported 16 bits per sample for format code 6"), "{e}");
+    let e = err(&riff(&[(b"fmt ", fmt_body(1, 0, 8000, 16)), (b"data", vec![])]));
     assert!(e.contains("zero channels"), "{e}");
-    let e = err(&riff(&[
-        (b"fmt ", fmt_body(1, 1, 0, 16)),
-        (b"data", vec![]),
-    ]));
+    let e = err(&riff(&[(b"fmt ", fmt_body(1, 1, 0, 16)), (b"data", vec![])]));
     assert!(e.contains("sample rate of 0"), "{e}");
     let e = err(&riff(&[(b"fmt ", vec![1, 0, 1, 0]), (b"data", vec![])]));
-    assert!(
-        e.contains("malformed fmt chunk") && e.contains("4 bytes"),
-        "{e}"
-    );
+    assert!(e.contains("malformed fmt chunk") && e.contains("4 bytes"), "{e}");
     let mut bad_guid = fmt_extensible(1, 1, 8000, 16);
     bad_guid[30] ^= 1;
     let e = err(&riff(&[(b"fmt ", bad_guid), (b"data", vec![])]));
@@ -253,10 +192,7 @@ fn errors_name_the_file_and_the_defect() {
     let missing = Path::new("/nonexistent/dir/welcome.wav");
     let e = read_wav(missing).unwrap_err();
     assert!(matches!(e, WavError::Io { .. }));
-    assert!(
-        e.to_string().contains("/nonexistent/dir/welcome.wav"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("/nonexistent/dir/welcome.wav"), "{e}");
 }
 
 #[test]
@@ -266,17 +202,11 @@ fn to_8k_passes_resamples_or_refuses() {
 
     // One second of a 1 kHz tone at 48 kHz becomes one second at 8 kHz with the same peak.
     let tone: Vec<i16> = (0..48000)
-        .map(|i| {
-            (8000.0 * (2.0 * std::f64::consts::PI * 1000.0 * f64::from(i) / 48000.0).sin()) as i16
-        })
+        .map(|i| (8000.0 * (2.0 * std::f64::consts::PI * 1000.0 * f64::from(i) / 48000.0).sin()) as i16)
         .collect();
     let out = to_8k(parse_wav(&pcm16_wav(48000, 1, &tone), "t").unwrap()).unwrap();
     assert_eq!(out.len(), 8000);
-    let peak = out[1000..7000]
-        .iter()
-        .map(|s| s.unsigned_abs())
-        .max()
-        .unwrap();
+    let peak = out[1000..7000].iter().map(|s| s.unsigned_abs()).max().unwrap();
     assert!((7900..=8100).contains(&peak), "peak {peak}");
 
     for rate in [7999, 6000, 96000, 1] {
@@ -299,11 +229,7 @@ fn never_panics_on_hostile_input() {
     let valid = [
         pcm16_wav(8000, 1, &[1, -2, 3, -4, 5]),
         pcm16_wav(44100, 2, &[1, -2, 3, -4]),
-        riff(&[
-            (b"LIST", vec![0; 7]),
-            (b"fmt ", fmt_extensible(6, 1, 8000, 8)),
-            (b"data", vec![1, 2, 3]),
-        ]),
+        riff(&[(b"LIST", vec![0; 7]), (b"fmt ", fmt_extensible(6, 1, 8000, 8)), (b"data", vec![1, 2, 3])]),
         riff(&[(b"fmt ", fmt_body(3, 1, 8000, 32)), (b"data", vec![0; 8])]),
         riff(&[(b"fmt ", fmt_body(1, 3, 22050, 24)), (b"data", vec![0; 18])]),
     ];
@@ -403,10 +329,7 @@ fn killed_between_flushes_is_repaired() {
     w.write(&more).unwrap();
     std::mem::forget(w);
     let on_disk = std::fs::metadata(&path).unwrap().len();
-    assert!(
-        on_disk > 44 + 2000,
-        "the buffer should have spilled to the file"
-    );
+    assert!(on_disk > 44 + 2000, "the buffer should have spilled to the file");
     // The stale header describes only the first flush.
     assert_eq!(read_wav(&path).unwrap().samples.len(), 1000);
 
@@ -437,14 +360,7 @@ fn repair_fixes_corrupt_sizes_and_half_samples() {
     std::fs::write(&path, &bytes).unwrap();
 
     let r = repair_wav(&path).unwrap();
-    assert_eq!(
-        r,
-        switchboard::audio::RepairOutcome {
-            samples: 4,
-            changed: true,
-            truncated_bytes: 1
-        }
-    );
+    assert_eq!(r, switchboard::audio::RepairOutcome { samples: 4, changed: true, truncated_bytes: 1 });
     assert_eq!(std::fs::metadata(&path).unwrap().len(), 44 + 8);
     assert_eq!(read_wav(&path).unwrap().samples, vec![1, 2, 3, 4]);
 
@@ -467,31 +383,19 @@ fn repair_handles_empty_and_foreign_files() {
 
     let short = dir.path().join("short.wav");
     std::fs::write(&short, b"RIFF").unwrap();
-    assert!(matches!(
-        repair_wav(&short),
-        Err(WavError::Unrepairable { .. })
-    ));
+    assert!(matches!(repair_wav(&short), Err(WavError::Unrepairable { .. })));
 
     let text = dir.path().join("notes.wav");
     std::fs::write(&text, b"these are not the samples you are looking for").unwrap();
     let e = repair_wav(&text).unwrap_err();
     assert!(matches!(e, WavError::NotRiff { .. }), "{e}");
-    assert_eq!(
-        std::fs::read(&text).unwrap(),
-        b"these are not the samples you are looking for"
-    );
+    assert_eq!(std::fs::read(&text).unwrap(), b"these are not the samples you are looking for");
 
     let no_data = dir.path().join("nodata.wav");
     std::fs::write(&no_data, riff(&[(b"fmt ", fmt_body(1, 1, 8000, 16))])).unwrap();
-    assert!(matches!(
-        repair_wav(&no_data),
-        Err(WavError::Unrepairable { .. })
-    ));
+    assert!(matches!(repair_wav(&no_data), Err(WavError::Unrepairable { .. })));
 
-    assert!(matches!(
-        repair_wav(&dir.path().join("gone.wav")),
-        Err(WavError::Io { .. })
-    ));
+    assert!(matches!(repair_wav(&dir.path().join("gone.wav")), Err(WavError::Io { .. })));
 }
 
 #[test]
@@ -507,10 +411,7 @@ fn dropping_a_writer_flushes_it() {
 // ---- the recorder thread ----
 
 fn block(slot: u16, value: i16) -> RecBlock {
-    RecBlock {
-        slot,
-        samples: [value; REC_BLOCK],
-    }
+    RecBlock { slot, samples: [value; REC_BLOCK] }
 }
 
 struct Rig {
@@ -530,13 +431,7 @@ fn rig() -> Rig {
         let _ = done_tx.send(d);
     })
     .unwrap();
-    Rig {
-        dir,
-        producer,
-        control,
-        done,
-        thread,
-    }
+    Rig { dir, producer, control, done, thread }
 }
 
 fn rel(vocid: &str) -> PathBuf {
@@ -546,20 +441,8 @@ fn rel(vocid: &str) -> PathBuf {
 #[test]
 fn recorder_writes_interleaved_slots_to_their_files() {
     let mut r = rig();
-    r.control
-        .send(RecControl::Open {
-            slot: 1,
-            vocid: "v1".into(),
-            path: rel("v1"),
-        })
-        .unwrap();
-    r.control
-        .send(RecControl::Open {
-            slot: 2,
-            vocid: "v2".into(),
-            path: rel("v2"),
-        })
-        .unwrap();
+    r.control.send(RecControl::Open { slot: 1, vocid: "v1".into(), path: rel("v1") }).unwrap();
+    r.control.send(RecControl::Open { slot: 2, vocid: "v2".into(), path: rel("v2") }).unwrap();
     // The blocks follow the Opens at once: the recorder must not drop them.
     for i in 0..50 {
         r.producer.push(block(1, i)).unwrap();
@@ -570,9 +453,8 @@ fn recorder_writes_interleaved_slots_to_their_files() {
     }
     r.control.send(RecControl::Close { slot: 1 }).unwrap();
     r.control.send(RecControl::Close { slot: 2 }).unwrap();
-    let mut done: Vec<RecDone> = (0..2)
-        .map(|_| r.done.recv_timeout(Duration::from_secs(5)).unwrap())
-        .collect();
+    let mut done: Vec<RecDone> =
+        (0..2).map(|_| r.done.recv_timeout(Duration::from_secs(5)).unwrap()).collect();
     done.sort_by_key(|d| d.slot);
     for (d, sign) in done.iter().zip([1i16, -1]) {
         assert!(d.result.is_ok(), "{:?}", d.result);
@@ -594,13 +476,7 @@ fn recorder_writes_interleaved_slots_to_their_files() {
 #[test]
 fn recorder_flushes_while_recording_and_finishes_on_shutdown() {
     let mut r = rig();
-    r.control
-        .send(RecControl::Open {
-            slot: 3,
-            vocid: "live".into(),
-            path: rel("live"),
-        })
-        .unwrap();
+    r.control.send(RecControl::Open { slot: 3, vocid: "live".into(), path: rel("live") }).unwrap();
     let path = r.dir.path().join(rel("live"));
     for i in 0..25 {
         r.producer.push(block(3, i)).unwrap();
@@ -614,10 +490,7 @@ fn recorder_flushes_while_recording_and_finishes_on_shutdown() {
                 break;
             }
         }
-        assert!(
-            Instant::now() < deadline,
-            "the recorder did not flush within 3 s"
-        );
+        assert!(Instant::now() < deadline, "the recorder did not flush within 3 s");
         std::thread::sleep(Duration::from_millis(50));
     }
     // Dropping the control channel shuts the thread down, finishing the open file.
@@ -636,13 +509,7 @@ fn recorder_reports_files_it_cannot_create() {
     let r = rig();
     // A regular file where a directory should be makes the Open fail.
     std::fs::write(r.dir.path().join("recordings"), b"x").unwrap();
-    r.control
-        .send(RecControl::Open {
-            slot: 1,
-            vocid: "bad".into(),
-            path: rel("bad"),
-        })
-        .unwrap();
+    r.control.send(RecControl::Open { slot: 1, vocid: "bad".into(), path: rel("bad") }).unwrap();
     let d = r.done.recv_timeout(Duration::from_secs(5)).unwrap();
     assert_eq!(d.vocid, "bad");
     assert!(d.result.is_err());
@@ -654,23 +521,11 @@ fn recorder_reports_files_it_cannot_create() {
 #[test]
 fn recorder_reopening_a_slot_finishes_the_old_file() {
     let mut r = rig();
-    r.control
-        .send(RecControl::Open {
-            slot: 1,
-            vocid: "a".into(),
-            path: rel("a"),
-        })
-        .unwrap();
+    r.control.send(RecControl::Open { slot: 1, vocid: "a".into(), path: rel("a") }).unwrap();
     r.producer.push(block(1, 1)).unwrap();
     // Give the thread time to write the first block to the first file.
     std::thread::sleep(Duration::from_millis(100));
-    r.control
-        .send(RecControl::Open {
-            slot: 1,
-            vocid: "b".into(),
-            path: rel("b"),
-        })
-        .unwrap();
+    r.control.send(RecControl::Open { slot: 1, vocid: "b".into(), path: rel("b") }).unwrap();
     r.producer.push(block(1, 2)).unwrap();
     let first = r.done.recv_timeout(Duration::from_secs(5)).unwrap();
     assert_eq!(first.vocid, "a");
@@ -678,10 +533,7 @@ fn recorder_reopening_a_slot_finishes_the_old_file() {
     r.control.send(RecControl::Close { slot: 1 }).unwrap();
     let second = r.done.recv_timeout(Duration::from_secs(5)).unwrap();
     assert_eq!(second.vocid, "b");
-    assert_eq!(
-        read_wav(&r.dir.path().join(rel("b"))).unwrap().samples,
-        vec![2; REC_BLOCK]
-    );
+    assert_eq!(read_wav(&r.dir.path().join(rel("b"))).unwrap().samples, vec![2; REC_BLOCK]);
 }
 
 #[test]

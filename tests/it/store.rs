@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use switchboard::audio::{read_wav, WavWriter};
 use switchboard::store::{
-    CdrStart, Direction, Disposition, RecordingState, Store, StoreError, StoreHandle,
-    SCHEMA_VERSION,
+    CdrStart, Direction, Disposition, RecordingState, Store, StoreError, StoreHandle, SCHEMA_VERSION,
 };
 use time::macros::datetime;
 use time::OffsetDateTime;
@@ -49,13 +48,9 @@ fn migrates_an_empty_database() {
     drop(store);
 
     let conn = raw(&path);
-    let version: u32 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
+    let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     assert_eq!(version, SCHEMA_VERSION);
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .unwrap();
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
     let tables: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
@@ -78,9 +73,7 @@ fn migrates_an_empty_database() {
     // Opening an up-to-date database again changes nothing.
     drop(conn);
     drop(Store::open(&path).unwrap());
-    let version: u32 = raw(&path)
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
+    let version: u32 = raw(&path).query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     assert_eq!(version, SCHEMA_VERSION);
 }
 
@@ -89,14 +82,8 @@ fn reopening_keeps_the_data() {
     let dir = tempfile::tempdir().unwrap();
     let path = db_in(dir.path());
     let store = Store::open(&path).unwrap();
-    store
-        .cdr_start(start("C20261124-000001", T0))
-        .wait()
-        .unwrap();
-    store
-        .recording_start("v1", "C20261124-000001", Path::new("recordings/v1.wav"), T0)
-        .wait()
-        .unwrap();
+    store.cdr_start(start("C20261124-000001", T0)).wait().unwrap();
+    store.recording_start("v1", "C20261124-000001", Path::new("recordings/v1.wav"), T0).wait().unwrap();
     drop(store);
 
     let store = Store::open(&path).unwrap();
@@ -114,8 +101,7 @@ fn refuses_a_database_from_a_newer_version() {
     let path = db_in(dir.path());
     {
         let conn = raw(&path);
-        conn.execute_batch("CREATE TABLE future (x); PRAGMA user_version = 99;")
-            .unwrap();
+        conn.execute_batch("CREATE TABLE future (x); PRAGMA user_version = 99;").unwrap();
     }
     let e = Store::open(&path).unwrap_err();
     assert!(
@@ -123,14 +109,9 @@ fn refuses_a_database_from_a_newer_version() {
         "{e}"
     );
     let msg = e.to_string();
-    assert!(
-        msg.contains("switchboard.db") && msg.contains("99"),
-        "{msg}"
-    );
+    assert!(msg.contains("switchboard.db") && msg.contains("99"), "{msg}");
     // Left untouched: not even switched to WAL.
-    let mode: String = raw(&path)
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .unwrap();
+    let mode: String = raw(&path).query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "delete");
 }
 
@@ -143,19 +124,8 @@ fn cdr_lifecycle() {
     store.cdr_answer(id, T0 + ms(5250), Some(7)).wait().unwrap();
     // A second answer keeps the first time but may update the seat.
     store.cdr_answer(id, T0 + ms(9000), Some(8)).wait().unwrap();
-    store
-        .cdr_set_vocid(id, "20261124080412-000001")
-        .wait()
-        .unwrap();
-    store
-        .cdr_end(
-            id,
-            T0 + ms(65_500),
-            Disposition::Answered,
-            Some("normal clearing"),
-        )
-        .wait()
-        .unwrap();
+    store.cdr_set_vocid(id, "20261124080412-000001").wait().unwrap();
+    store.cdr_end(id, T0 + ms(65_500), Disposition::Answered, Some("normal clearing")).wait().unwrap();
 
     let cdr = store.cdr_get(id).wait().unwrap().unwrap();
     assert_eq!(cdr.call_id, id);
@@ -173,17 +143,8 @@ fn cdr_lifecycle() {
     // An unanswered call talks for 0 ms; a non-UTC time is stored in UTC.
     let other = "C20261124-000002";
     let local = (T0 + ms(1000)).to_offset(time::macros::offset!(+8));
-    store
-        .cdr_start(CdrStart {
-            direction: Direction::Out,
-            ..start(other, local)
-        })
-        .wait()
-        .unwrap();
-    store
-        .cdr_end(other, T0 + ms(31_000), Disposition::NoAnswer, None)
-        .wait()
-        .unwrap();
+    store.cdr_start(CdrStart { direction: Direction::Out, ..start(other, local) }).wait().unwrap();
+    store.cdr_end(other, T0 + ms(31_000), Disposition::NoAnswer, None).wait().unwrap();
     let cdr = store.cdr_get(other).wait().unwrap().unwrap();
     assert_eq!(cdr.start_utc, "2026-11-24T08:04:13.345Z");
     assert_eq!((cdr.duration_ms, cdr.talk_ms), (Some(30_000), Some(0)));
@@ -194,40 +155,25 @@ fn cdr_lifecycle() {
         store.cdr_end(id, T0, Disposition::Busy, None).wait(),
         Err(StoreError::CdrAlreadyEnded(_))
     ));
-    assert!(matches!(
-        store.cdr_answer(id, T0, None).wait(),
-        Err(StoreError::CdrAlreadyEnded(_))
-    ));
+    assert!(matches!(store.cdr_answer(id, T0, None).wait(), Err(StoreError::CdrAlreadyEnded(_))));
     assert!(matches!(
         store.cdr_end("C-nope", T0, Disposition::Busy, None).wait(),
         Err(StoreError::NoSuchCdr(_))
     ));
-    assert!(matches!(
-        store.cdr_set_vocid("C-nope", "v").wait(),
-        Err(StoreError::NoSuchCdr(_))
-    ));
+    assert!(matches!(store.cdr_set_vocid("C-nope", "v").wait(), Err(StoreError::NoSuchCdr(_))));
     assert!(matches!(
         store.cdr_end(id, T0, Disposition::InProgress, None).wait(),
         Err(StoreError::EndInProgress)
     ));
-    assert!(matches!(
-        store.cdr_start(start(id, T0)).wait(),
-        Err(StoreError::Sqlite(_))
-    ));
+    assert!(matches!(store.cdr_start(start(id, T0)).wait(), Err(StoreError::Sqlite(_))));
 
     // Newest first, limited.
     for i in 3..=6 {
-        store
-            .cdr_start(start(&format!("C20261124-00000{i}"), T0 + ms(i * 1000)))
-            .wait()
-            .unwrap();
+        store.cdr_start(start(&format!("C20261124-00000{i}"), T0 + ms(i * 1000))).wait().unwrap();
     }
     let list = store.cdr_list(3).wait().unwrap();
     let ids: Vec<&str> = list.iter().map(|c| c.call_id.as_str()).collect();
-    assert_eq!(
-        ids,
-        ["C20261124-000006", "C20261124-000005", "C20261124-000004"]
-    );
+    assert_eq!(ids, ["C20261124-000006", "C20261124-000005", "C20261124-000004"]);
     assert!(store.cdr_get("C-nope").wait().unwrap().is_none());
 }
 
@@ -236,60 +182,27 @@ fn recording_lifecycle() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&db_in(dir.path())).unwrap();
     let p = |v: &str| PathBuf::from(format!("recordings/2026/11/24/{v}.wav"));
-    store
-        .recording_start("v1", "C1", &p("v1"), T0)
-        .wait()
-        .unwrap();
-    store
-        .recording_start("v2", "C1", &p("v2"), T0 + ms(10))
-        .wait()
-        .unwrap();
-    store
-        .recording_start("v3", "C2", &p("v3"), T0 + ms(20))
-        .wait()
-        .unwrap();
-    store
-        .recording_end("v1", T0 + ms(2000), 16_000)
-        .wait()
-        .unwrap();
-    store
-        .recording_failed("v2", T0 + ms(3000), 80)
-        .wait()
-        .unwrap();
+    store.recording_start("v1", "C1", &p("v1"), T0).wait().unwrap();
+    store.recording_start("v2", "C1", &p("v2"), T0 + ms(10)).wait().unwrap();
+    store.recording_start("v3", "C2", &p("v3"), T0 + ms(20)).wait().unwrap();
+    store.recording_end("v1", T0 + ms(2000), 16_000).wait().unwrap();
+    store.recording_failed("v2", T0 + ms(3000), 80).wait().unwrap();
 
     let v1 = store.recording_get("v1").wait().unwrap().unwrap();
     assert_eq!(v1.state, RecordingState::Complete);
     assert_eq!(v1.samples, Some(16_000));
     assert_eq!(v1.ended_utc.as_deref(), Some("2026-11-24T08:04:14.345Z"));
     assert_eq!(v1.path, "recordings/2026/11/24/v1.wav");
-    assert_eq!(
-        store.recording_get("v2").wait().unwrap().unwrap().state,
-        RecordingState::Damaged
-    );
+    assert_eq!(store.recording_get("v2").wait().unwrap().unwrap().state, RecordingState::Damaged);
 
     let list = store.recordings_list(10).wait().unwrap();
-    assert_eq!(
-        list.iter().map(|r| r.vocid.as_str()).collect::<Vec<_>>(),
-        ["v3", "v2", "v1"]
-    );
+    assert_eq!(list.iter().map(|r| r.vocid.as_str()).collect::<Vec<_>>(), ["v3", "v2", "v1"]);
     let of_call = store.recordings_for_call("C1").wait().unwrap();
-    assert_eq!(
-        of_call.iter().map(|r| r.vocid.as_str()).collect::<Vec<_>>(),
-        ["v1", "v2"]
-    );
+    assert_eq!(of_call.iter().map(|r| r.vocid.as_str()).collect::<Vec<_>>(), ["v1", "v2"]);
 
-    assert!(matches!(
-        store.recording_end("v1", T0, 1).wait(),
-        Err(StoreError::RecordingAlreadyEnded(_))
-    ));
-    assert!(matches!(
-        store.recording_end("nope", T0, 1).wait(),
-        Err(StoreError::NoSuchRecording(_))
-    ));
-    assert!(store
-        .recording_start("v1", "C9", &p("x"), T0)
-        .wait()
-        .is_err());
+    assert!(matches!(store.recording_end("v1", T0, 1).wait(), Err(StoreError::RecordingAlreadyEnded(_))));
+    assert!(matches!(store.recording_end("nope", T0, 1).wait(), Err(StoreError::NoSuchRecording(_))));
+    assert!(store.recording_start("v1", "C9", &p("x"), T0).wait().is_err());
     assert!(store.recording_get("nope").wait().unwrap().is_none());
 }
 
@@ -300,28 +213,16 @@ fn ids_never_repeat_across_restarts() {
     let store = Store::open(&path).unwrap();
     assert_eq!(store.next_call_id(T0).wait().unwrap(), "C20261124-000001");
     assert_eq!(store.next_call_id(T0).wait().unwrap(), "C20261124-000002");
-    assert_eq!(
-        store.next_vocid(T0).wait().unwrap(),
-        "20261124080412-000001"
-    );
-    assert_eq!(
-        store.next_vocid(T0).wait().unwrap(),
-        "20261124080412-000002"
-    );
+    assert_eq!(store.next_vocid(T0).wait().unwrap(), "20261124080412-000001");
+    assert_eq!(store.next_vocid(T0).wait().unwrap(), "20261124080412-000002");
     drop(store);
 
     let store = Store::open(&path).unwrap();
     assert_eq!(store.next_call_id(T0).wait().unwrap(), "C20261124-000003");
-    assert_eq!(
-        store.next_vocid(T0).wait().unwrap(),
-        "20261124080412-000003"
-    );
+    assert_eq!(store.next_vocid(T0).wait().unwrap(), "20261124080412-000003");
     // Call ids count per UTC day; a later local evening can already be the next UTC day.
     let next_day = datetime!(2026-11-24 21:00 -05:00);
-    assert_eq!(
-        store.next_call_id(next_day).wait().unwrap(),
-        "C20261125-000001"
-    );
+    assert_eq!(store.next_call_id(next_day).wait().unwrap(), "C20261125-000001");
     // And back on the earlier day (a clock step), the old day's counter continues.
     assert_eq!(store.next_call_id(T0).wait().unwrap(), "C20261124-000004");
 
@@ -330,15 +231,10 @@ fn ids_never_repeat_across_restarts() {
     for _ in 0..4 {
         let s = store.clone();
         threads.push(std::thread::spawn(move || {
-            (0..50)
-                .map(|_| s.next_vocid(T0).wait().unwrap())
-                .collect::<Vec<_>>()
+            (0..50).map(|_| s.next_vocid(T0).wait().unwrap()).collect::<Vec<_>>()
         }));
     }
-    let mut all: Vec<String> = threads
-        .into_iter()
-        .flat_map(|t| t.join().unwrap())
-        .collect();
+    let mut all: Vec<String> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
     all.sort();
     all.dedup();
     assert_eq!(all.len(), 200);
@@ -348,10 +244,7 @@ fn ids_never_repeat_across_restarts() {
 async fn usable_from_async_code() {
     let dir = tempfile::tempdir().unwrap();
     let path = db_in(dir.path());
-    let store = tokio::task::spawn_blocking(move || Store::open(&path))
-        .await
-        .unwrap()
-        .unwrap();
+    let store = tokio::task::spawn_blocking(move || Store::open(&path)).await.unwrap().unwrap();
     let id = store.next_call_id(T0).await.unwrap();
     store.cdr_start(start(&id, T0)).await.unwrap();
     // Requests from many tasks interleave safely.
@@ -361,8 +254,7 @@ async fn usable_from_async_code() {
         tasks.push(tokio::spawn(async move {
             let id = s.next_call_id(T0).await?;
             s.cdr_start(start(&id, T0 + ms(i))).await?;
-            s.cdr_end(&id, T0 + ms(i + 100), Disposition::Busy, None)
-                .await
+            s.cdr_end(&id, T0 + ms(i + 100), Disposition::Busy, None).await
         }));
     }
     for t in tasks {
@@ -370,9 +262,7 @@ async fn usable_from_async_code() {
     }
     assert_eq!(store.cdr_list(100).await.unwrap().len(), 21);
     // The last handle's drop joins the store thread; do it off the runtime's workers.
-    tokio::task::spawn_blocking(move || drop(store))
-        .await
-        .unwrap();
+    tokio::task::spawn_blocking(move || drop(store)).await.unwrap();
 }
 
 #[test]
@@ -413,16 +303,10 @@ fn recovery_after_a_crash() {
     let store = Store::open(&db_in(data)).unwrap();
     // Two calls up when the "crash" happens, one finished.
     store.cdr_start(start("C1", T0)).wait().unwrap();
-    store
-        .cdr_answer("C1", T0 + ms(2000), Some(3))
-        .wait()
-        .unwrap();
+    store.cdr_answer("C1", T0 + ms(2000), Some(3)).wait().unwrap();
     store.cdr_start(start("C2", T0 + ms(500))).wait().unwrap();
     store.cdr_start(start("C3", T0)).wait().unwrap();
-    store
-        .cdr_end("C3", T0 + ms(900), Disposition::Busy, None)
-        .wait()
-        .unwrap();
+    store.cdr_end("C3", T0 + ms(900), Disposition::Busy, None).wait().unwrap();
     // Recordings: one cut short, one whose file vanished, one garbage, one complete.
     let rel = |v: &str| PathBuf::from(format!("recordings/2026/11/24/{v}.wav"));
     for v in ["cut", "gone", "junk", "done"] {
@@ -430,10 +314,7 @@ fn recovery_after_a_crash() {
     }
     let on_disk = killed_recording(&data.join(rel("cut")));
     std::fs::write(data.join(rel("junk")), b"not a wav at all").unwrap();
-    store
-        .recording_end("done", T0 + ms(1000), 8000)
-        .wait()
-        .unwrap();
+    store.recording_end("done", T0 + ms(1000), 8000).wait().unwrap();
     drop(store);
 
     let now = T0 + ms(3_600_000);
@@ -446,29 +327,16 @@ fn recovery_after_a_crash() {
     assert_eq!(report.missing, ["gone"]);
     assert_eq!(report.damaged.len(), 1);
     assert_eq!(report.damaged[0].0, "junk");
-    assert!(
-        report.damaged[0].1.contains("not a RIFF file"),
-        "{}",
-        report.damaged[0].1
-    );
+    assert!(report.damaged[0].1.contains("not a RIFF file"), "{}", report.damaged[0].1);
 
     let c1 = store.cdr_get("C1").wait().unwrap().unwrap();
     assert_eq!(c1.disposition, Disposition::Interrupted);
     assert_eq!(c1.cause.as_deref(), Some("daemon restarted"));
     assert_eq!(c1.end_utc.as_deref(), Some("2026-11-24T09:04:12.345Z"));
-    assert_eq!(
-        (c1.duration_ms, c1.talk_ms),
-        (Some(3_600_000), Some(3_598_000))
-    );
+    assert_eq!((c1.duration_ms, c1.talk_ms), (Some(3_600_000), Some(3_598_000)));
     let c2 = store.cdr_get("C2").wait().unwrap().unwrap();
-    assert_eq!(
-        (c2.disposition, c2.talk_ms),
-        (Disposition::Interrupted, Some(0))
-    );
-    assert_eq!(
-        store.cdr_get("C3").wait().unwrap().unwrap().disposition,
-        Disposition::Busy
-    );
+    assert_eq!((c2.disposition, c2.talk_ms), (Disposition::Interrupted, Some(0)));
+    assert_eq!(store.cdr_get("C3").wait().unwrap().unwrap().disposition, Disposition::Busy);
 
     let cut = store.recording_get("cut").wait().unwrap().unwrap();
     assert_eq!(cut.state, RecordingState::Repaired);
@@ -476,30 +344,14 @@ fn recovery_after_a_crash() {
     // The end is estimated from the audio length: 20 800 samples are 2.6 s.
     assert_eq!(on_disk, 20_800);
     assert_eq!(cut.ended_utc.as_deref(), Some("2026-11-24T08:04:14.945Z"));
-    assert_eq!(
-        read_wav(&data.join(rel("cut"))).unwrap().samples.len() as u64,
-        on_disk
-    );
-    assert_eq!(
-        store.recording_get("gone").wait().unwrap().unwrap().state,
-        RecordingState::Missing
-    );
-    assert_eq!(
-        store.recording_get("junk").wait().unwrap().unwrap().state,
-        RecordingState::Damaged
-    );
+    assert_eq!(read_wav(&data.join(rel("cut"))).unwrap().samples.len() as u64, on_disk);
+    assert_eq!(store.recording_get("gone").wait().unwrap().unwrap().state, RecordingState::Missing);
+    assert_eq!(store.recording_get("junk").wait().unwrap().unwrap().state, RecordingState::Damaged);
     let done = store.recording_get("done").wait().unwrap().unwrap();
-    assert_eq!(
-        (done.state, done.samples),
-        (RecordingState::Complete, Some(8000))
-    );
+    assert_eq!((done.state, done.samples), (RecordingState::Complete, Some(8000)));
 
     // Recovery is idempotent.
-    assert!(store
-        .recover_after_crash(data, now)
-        .wait()
-        .unwrap()
-        .is_empty());
+    assert!(store.recover_after_crash(data, now).wait().unwrap().is_empty());
 }
 
 // ---- kill -9 of a process in the middle of writing ----
@@ -528,25 +380,16 @@ fn child_writer() {
         let call_id = store.next_call_id(at).wait().unwrap();
         store.cdr_start(start(&call_id, at)).wait().unwrap();
         if n % 2 == 1 {
-            store
-                .cdr_answer(&call_id, at + ms(5), Some(2))
-                .wait()
-                .unwrap();
+            store.cdr_answer(&call_id, at + ms(5), Some(2)).wait().unwrap();
         }
         if n % 3 == 0 {
             // A finished call, which recovery must leave alone.
-            store
-                .cdr_end(&call_id, at + ms(7), Disposition::NoAnswer, None)
-                .wait()
-                .unwrap();
+            store.cdr_end(&call_id, at + ms(7), Disposition::NoAnswer, None).wait().unwrap();
         }
         if n % 4 == 0 {
             let vocid = store.next_vocid(at).wait().unwrap();
             let rel = PathBuf::from(format!("recordings/{vocid}.wav"));
-            store
-                .recording_start(&vocid, &call_id, &rel, at)
-                .wait()
-                .unwrap();
+            store.recording_start(&vocid, &call_id, &rel, at).wait().unwrap();
             std::fs::create_dir_all(data.join("recordings")).unwrap();
             let mut w = WavWriter::create(&data.join(&rel)).unwrap();
             w.write(&[7; 1600]).unwrap();
@@ -570,12 +413,7 @@ fn survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "store::child_writer",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", "store::child_writer", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, data)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -601,10 +439,7 @@ fn survives_kill_9() {
     assert_eq!(acked.len(), 40, "the child stopped early");
 
     let store = Store::open(&db_in(data)).unwrap();
-    let report = store
-        .recover_after_crash(data, T0 + ms(3_600_000))
-        .wait()
-        .unwrap();
+    let report = store.recover_after_crash(data, T0 + ms(3_600_000)).wait().unwrap();
     for (n, call_id) in &acked {
         let cdr = store
             .cdr_get(call_id)

@@ -229,22 +229,9 @@ pub struct TickIo {
 impl TickIo {
     /// Buffers for a card, filled with each channel's silence code.
     pub fn for_card(info: &CardInfo) -> TickIo {
-        let rx = info
-            .channels
-            .iter()
-            .map(|c| [c.law.silence(); BLOCK_SAMPLES])
-            .collect();
-        let tx = info
-            .channels
-            .iter()
-            .map(|c| [c.law.silence(); BLOCK_SAMPLES])
-            .collect();
-        TickIo {
-            rx,
-            tx,
-            events: heapless::Vec::new(),
-            events_lost: 0,
-        }
+        let rx = info.channels.iter().map(|c| [c.law.silence(); BLOCK_SAMPLES]).collect();
+        let tx = info.channels.iter().map(|c| [c.law.silence(); BLOCK_SAMPLES]).collect();
+        TickIo { rx, tx, events: heapless::Vec::new(), events_lost: 0 }
     }
 
     /// Records an event, counting it as lost when this tick's list is full.
@@ -271,11 +258,7 @@ pub enum CardError {
     #[error("no such channel {0}")]
     NoSuchChannel(ChannelId),
     #[error("{command:?} is not valid on a {kind} channel ({channel})")]
-    BadCommand {
-        channel: ChannelId,
-        kind: &'static str,
-        command: LineCommand,
-    },
+    BadCommand { channel: ChannelId, kind: &'static str, command: LineCommand },
     #[error("card I/O failed: {0}")]
     Io(#[from] std::io::Error),
     #[error("the card was stopped")]

@@ -13,8 +13,8 @@
 use std::time::{Duration, Instant};
 
 use switchboard_driver_api::{
-    Block, Card, CardError, CardInfo, ChannelId, ChannelInfo, ChannelKind, Law, LineCommand,
-    LineEvent, Pacing, SpanInfo, SpanKind, TickIo, TICK_MICROS,
+    Block, Card, CardError, CardInfo, ChannelId, ChannelInfo, ChannelKind, Law, LineCommand, LineEvent,
+    Pacing, SpanInfo, SpanKind, TickIo, TICK_MICROS,
 };
 
 /// Ticks per second.
@@ -87,13 +87,7 @@ pub trait FarEnd: Send {
     /// `heard` is what the switch sent on the line during the last tick; the far end fills
     /// `say` with what it sends back (both G.711 in the card's law) and returns the hook
     /// action it wants.
-    fn tick(
-        &mut self,
-        channel: &ChannelInfo,
-        line: FarLine,
-        heard: &Block,
-        say: &mut Block,
-    ) -> FarAction;
+    fn tick(&mut self, channel: &ChannelInfo, line: FarLine, heard: &Block, say: &mut Block) -> FarAction;
 }
 
 /// A far end that stays silent and never does anything: idle lines.
@@ -145,14 +139,7 @@ impl<F: FarEnd> SimCard<F> {
     pub fn new(config: SimConfig, far: F) -> SimCard<F> {
         let info = describe(&config);
         let lines = vec![Line::IDLE; info.channels.len()];
-        SimCard {
-            info,
-            config,
-            lines,
-            far,
-            next_deadline: None,
-            ticks: 0,
-        }
+        SimCard { info, config, lines, far, next_deadline: None, ticks: 0 }
     }
 
     /// The far end, for inspection by tests and the daemon.
@@ -167,10 +154,7 @@ impl<F: FarEnd> SimCard<F> {
 
     fn ring_phase_ticks(&self) -> (u32, u32) {
         let to_ticks = |ms: u32| (ms / (1000 / TICKS_PER_SECOND)).max(1);
-        (
-            to_ticks(self.config.ring_cadence_ms.0),
-            to_ticks(self.config.ring_cadence_ms.1),
-        )
+        (to_ticks(self.config.ring_cadence_ms.0), to_ticks(self.config.ring_cadence_ms.1))
     }
 
     fn pace(&mut self) {
@@ -198,9 +182,7 @@ impl<F: FarEnd> SimCard<F> {
         let ch = &self.info.channels[index];
         let id = ch.id;
         let line = &mut self.lines[index];
-        let action = self
-            .far
-            .tick(ch, line.far, &io.tx[index], &mut io.rx[index]);
+        let action = self.far.tick(ch, line.far, &io.tx[index], &mut io.rx[index]);
 
         match ch.kind {
             ChannelKind::FxoTrunk => {
@@ -230,25 +212,15 @@ impl<F: FarEnd> SimCard<F> {
                     let on = phase < ring_on_ticks;
                     if on != line.ring_on {
                         line.ring_on = on;
-                        io.push_event(
-                            id,
-                            if on {
-                                LineEvent::RingBegin
-                            } else {
-                                LineEvent::RingEnd
-                            },
-                        );
+                        io.push_event(id, if on { LineEvent::RingBegin } else { LineEvent::RingEnd });
                     }
                     line.alert_ticks = line.alert_ticks.saturating_add(1);
                 }
             }
             ChannelKind::FxsSeat | ChannelKind::Sound => match action {
                 FarAction::OffHook if matches!(line.far, FarLine::Idle | FarLine::Alerting) => {
-                    line.far = if line.far == FarLine::Alerting {
-                        FarLine::Connected
-                    } else {
-                        FarLine::Seized
-                    };
+                    line.far =
+                        if line.far == FarLine::Alerting { FarLine::Connected } else { FarLine::Seized };
                     line.seat_ringing = false;
                     io.push_event(id, LineEvent::OffHook);
                 }
@@ -284,18 +256,9 @@ impl<F: FarEnd> Card for SimCard<F> {
 
     fn command(&mut self, channel: ChannelId, command: LineCommand) -> Result<(), CardError> {
         let index = usize::from(channel.0);
-        let kind = self
-            .info
-            .channels
-            .get(index)
-            .ok_or(CardError::NoSuchChannel(channel))?
-            .kind;
+        let kind = self.info.channels.get(index).ok_or(CardError::NoSuchChannel(channel))?.kind;
         let line = &mut self.lines[index];
-        let bad = || CardError::BadCommand {
-            channel,
-            kind: kind.name(),
-            command,
-        };
+        let bad = || CardError::BadCommand { channel, kind: kind.name(), command };
         match (kind, command) {
             (ChannelKind::FxoTrunk, LineCommand::OffHook) => {
                 line.switch_offhook = true;
@@ -314,10 +277,7 @@ impl<F: FarEnd> Card for SimCard<F> {
                     line.seat_ringing = true;
                 }
             }
-            (
-                ChannelKind::FxsSeat | ChannelKind::Sound,
-                LineCommand::StopRing | LineCommand::OnHook,
-            ) => {
+            (ChannelKind::FxsSeat | ChannelKind::Sound, LineCommand::StopRing | LineCommand::OnHook) => {
                 if line.far == FarLine::Alerting {
                     *line = Line::IDLE;
                 }
@@ -335,53 +295,26 @@ pub fn describe(config: &SimConfig) -> CardInfo {
     let mut channels = Vec::new();
     let push = |kind, span: u16, position: u16, channels: &mut Vec<ChannelInfo>| {
         let id = ChannelId(channels.len() as u16);
-        channels.push(ChannelInfo {
-            id,
-            kind,
-            span,
-            position,
-            law: config.law,
-        });
+        channels.push(ChannelInfo { id, kind, span, position, law: config.law });
     };
     if config.trunk_ports + config.seat_ports > 0 {
-        spans.push(SpanInfo {
-            index: 0,
-            kind: SpanKind::Analog,
-            name: "sim analog".into(),
-        });
+        spans.push(SpanInfo { index: 0, kind: SpanKind::Analog, name: "sim analog".into() });
         for p in 0..config.trunk_ports {
             push(ChannelKind::FxoTrunk, 0, p + 1, &mut channels);
         }
         for p in 0..config.seat_ports {
-            push(
-                ChannelKind::FxsSeat,
-                0,
-                config.trunk_ports + p + 1,
-                &mut channels,
-            );
+            push(ChannelKind::FxsSeat, 0, config.trunk_ports + p + 1, &mut channels);
         }
     }
     for e in 0..config.e1_spans {
         let span = spans.len() as u16;
-        spans.push(SpanInfo {
-            index: span,
-            kind: SpanKind::E1,
-            name: format!("sim E1 {}", e + 1),
-        });
+        spans.push(SpanInfo { index: span, kind: SpanKind::E1, name: format!("sim E1 {}", e + 1) });
         for ts in 1..=31u16 {
-            let kind = if ts == 16 {
-                ChannelKind::E1Signalling
-            } else {
-                ChannelKind::E1Bearer
-            };
+            let kind = if ts == 16 { ChannelKind::E1Signalling } else { ChannelKind::E1Bearer };
             push(kind, span, ts, &mut channels);
         }
     }
-    CardInfo {
-        name: "sim".into(),
-        spans,
-        channels,
-    }
+    CardInfo { name: "sim".into(), spans, channels }
 }
 
 #[cfg(test)]
@@ -396,13 +329,7 @@ mod tests {
     }
 
     impl FarEnd for Scripted {
-        fn tick(
-            &mut self,
-            ch: &ChannelInfo,
-            line: FarLine,
-            _: &Block,
-            say: &mut Block,
-        ) -> FarAction {
+        fn tick(&mut self, ch: &ChannelInfo, line: FarLine, _: &Block, say: &mut Block) -> FarAction {
             say.fill(ch.law.silence());
             if ch.id.0 == 0 {
                 self.now += 1;
@@ -426,14 +353,7 @@ mod tests {
             ring_cadence_ms: (1000, 4000),
             ..SimConfig::default()
         };
-        let card = SimCard::new(
-            config,
-            Scripted {
-                script,
-                now: 0,
-                seen: vec![],
-            },
-        );
+        let card = SimCard::new(config, Scripted { script, now: 0, seen: vec![] });
         let io = TickIo::for_card(card.info());
         (card, io)
     }
@@ -454,11 +374,7 @@ mod tests {
         // 300 ticks = 6 s: ring 0-1 s, silence 1-5 s, ring from 5 s.
         assert_eq!(
             events,
-            vec![
-                (1, LineEvent::RingBegin),
-                (1, LineEvent::RingEnd),
-                (1, LineEvent::RingBegin)
-            ]
+            vec![(1, LineEvent::RingBegin), (1, LineEvent::RingEnd), (1, LineEvent::RingBegin)]
         );
         card.command(ChannelId(0), LineCommand::OffHook).unwrap();
         assert!(run(&mut card, &mut io, 100).is_empty());
@@ -479,16 +395,10 @@ mod tests {
 
     #[test]
     fn seat_answers_and_hangs_up() {
-        let (mut card, mut io) = card(vec![
-            (10, 2, FarAction::OffHook),
-            (20, 2, FarAction::Hangup),
-        ]);
+        let (mut card, mut io) = card(vec![(10, 2, FarAction::OffHook), (20, 2, FarAction::Hangup)]);
         card.command(ChannelId(1), LineCommand::Ring).unwrap();
         let events = run(&mut card, &mut io, 30);
-        assert_eq!(
-            events,
-            vec![(2, LineEvent::OffHook), (2, LineEvent::OnHook)]
-        );
+        assert_eq!(events, vec![(2, LineEvent::OffHook), (2, LineEvent::OnHook)]);
         assert!(card.far_end().seen.contains(&(2, FarLine::Alerting)));
         assert!(card.far_end().seen.contains(&(2, FarLine::Connected)));
     }
@@ -496,30 +406,16 @@ mod tests {
     #[test]
     fn commands_are_checked_against_the_port_kind() {
         let (mut card, _) = card(vec![]);
-        assert!(matches!(
-            card.command(ChannelId(0), LineCommand::Ring),
-            Err(CardError::BadCommand { .. })
-        ));
-        assert!(matches!(
-            card.command(ChannelId(9), LineCommand::OffHook),
-            Err(CardError::NoSuchChannel(_))
-        ));
+        assert!(matches!(card.command(ChannelId(0), LineCommand::Ring), Err(CardError::BadCommand { .. })));
+        assert!(matches!(card.command(ChannelId(9), LineCommand::OffHook), Err(CardError::NoSuchChannel(_))));
     }
 
     #[test]
     fn e1_spans_have_thirty_bearers() {
-        let info = describe(&SimConfig {
-            trunk_ports: 0,
-            seat_ports: 0,
-            e1_spans: 2,
-            ..SimConfig::default()
-        });
+        let info =
+            describe(&SimConfig { trunk_ports: 0, seat_ports: 0, e1_spans: 2, ..SimConfig::default() });
         assert_eq!(info.channels.len(), 62);
-        let bearers = info
-            .channels
-            .iter()
-            .filter(|c| c.kind == ChannelKind::E1Bearer)
-            .count();
+        let bearers = info.channels.iter().filter(|c| c.kind == ChannelKind::E1Bearer).count();
         assert_eq!(bearers, 60);
         assert_eq!(info.channels[15].kind, ChannelKind::E1Signalling);
         assert_eq!(info.channels[15].position, 16);
