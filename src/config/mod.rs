@@ -16,6 +16,7 @@ use switchboard_driver_sim::SimConfig;
 use toml::Spanned;
 
 use crate::calls::{CallSettings, Route, Strategy};
+use crate::dsp::tone::{ToneSpec, ToneZone};
 
 /// The configuration used when no file is given: the simulated card.
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
@@ -74,6 +75,34 @@ struct RawConfig {
     route: Vec<RawRoute>,
     #[serde(default)]
     log: RawLog,
+    /// The tone plan when `engine.tone_zone = "custom"`.
+    tones: Option<Spanned<RawTones>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTones {
+    dial: RawTone,
+    ringback: RawTone,
+    busy: RawTone,
+    congestion: RawTone,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+struct RawTone {
+    /// One or two frequencies in Hz.
+    freqs: RawFreqs,
+    /// On and off times in milliseconds; absent for a continuous tone.
+    #[serde(default)]
+    cadence_ms: Option<[u32; 2]>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(untagged)]
+enum RawFreqs {
+    One([f32; 1]),
+    Two([f32; 2]),
 }
 
 #[derive(Debug, Deserialize)]
@@ -137,7 +166,7 @@ enum PacingName {
 struct RawEngine {
     realtime_priority: Spanned<i64>,
     echo_canceller: bool,
-    tone_zone: ToneZoneName,
+    tone_zone: Spanned<ToneZoneName>,
 }
 
 impl Default for RawEngine {
@@ -145,7 +174,7 @@ impl Default for RawEngine {
         RawEngine {
             realtime_priority: Spanned::new(0..0, 50),
             echo_canceller: false,
-            tone_zone: ToneZoneName::China,
+            tone_zone: Spanned::new(0..0, ToneZoneName::China),
         }
     }
 }
@@ -158,6 +187,8 @@ pub enum ToneZoneName {
     China,
     NorthAmerica,
     Europe,
+    /// The tones defined in the `[tones]` table.
+    Custom,
 }
 
 #[derive(Debug, Deserialize)]
@@ -209,7 +240,7 @@ pub enum Driver {
 }
 
 /// The validated configuration.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     pub driver: Driver,
     pub law: Law,
@@ -219,7 +250,7 @@ pub struct Config {
     pub sim_disconnect: crate::sim::Disconnect,
     pub realtime_priority: i32,
     pub echo_canceller: bool,
-    pub tone_zone: ToneZoneName,
+    pub tone_zone: ToneZone,
     pub calls: CallSettings,
     pub log_level: String,
 }
@@ -393,6 +424,47 @@ fn validate(
         routes.push(Route { name: r.name.clone(), trunks, seats, strategy: r.strategy });
     }
 
+    let tone_zone = match (*raw.engine.tone_zone.get_ref(), &raw.tones) {
+        (ToneZoneName::China, None) => ToneZone::china(),
+        (ToneZoneName::NorthAmerica, None) => ToneZone::north_america(),
+        (ToneZoneName::Europe, None) => ToneZone::europe(),
+        (ToneZoneName::Custom, Some(tones)) => {
+            let spec = |t: RawTone| {
+                let [f1, f2] = match t.freqs {
+                    RawFreqs::One([f]) => [f, 0.0],
+                    RawFreqs::Two(f) => f,
+                };
+                match t.cadence_ms {
+                    None => ToneSpec::continuous(f1, f2),
+                    Some([on, off]) => ToneSpec::cadenced(f1, f2, on, off),
+                }
+            };
+            let t = tones.get_ref();
+            ToneZone::new(spec(t.dial), spec(t.ringback), spec(t.busy), spec(t.congestion)).unwrap_or_else(
+                |e| {
+                    errors.push(at(span_of(tones.span()), "tones".into(), e.to_string()));
+                    ToneZone::china()
+                },
+            )
+        }
+        (ToneZoneName::Custom, None) => {
+            errors.push(at(
+                span_of(raw.engine.tone_zone.span()),
+                "engine.tone_zone".into(),
+                "\"custom\" needs a [tones] table with dial, ringback, busy and congestion".into(),
+            ));
+            ToneZone::china()
+        }
+        (_, Some(tones)) => {
+            errors.push(at(
+                span_of(tones.span()),
+                "tones".into(),
+                "a [tones] table is only used with engine.tone_zone = \"custom\"".into(),
+            ));
+            ToneZone::china()
+        }
+    };
+
     let level = raw.log.level.get_ref().to_ascii_lowercase();
     if !["error", "warn", "info", "debug", "trace"].contains(&level.as_str()) {
         errors.push(at(
@@ -418,7 +490,7 @@ fn validate(
         },
         realtime_priority: priority as i32,
         echo_canceller: raw.engine.echo_canceller,
-        tone_zone: raw.engine.tone_zone,
+        tone_zone,
         calls: CallSettings {
             routes,
             seat_ring_timeout: Duration::from_secs(seat_ring_timeout),
@@ -477,6 +549,21 @@ mod tests {
         let text = "[card]\ndriver = \"sim\"\n[sim]\nseat_ports = \"eight\"\n";
         let e = Config::parse(text, "x.toml").unwrap_err();
         assert_eq!((e.0[0].line, e.0[0].key.as_str()), (4, "sim.seat_ports"));
+    }
+
+    #[test]
+    fn custom_tone_zones_are_checked() {
+        let base = "[card]\ndriver = \"sim\"\n[engine]\ntone_zone = \"custom\"\n";
+        let tones = "[tones]\ndial = { freqs = [400] }\nringback = { freqs = [400, 450], cadence_ms = [1000, 4000] }\n\
+                     busy = { freqs = [400], cadence_ms = [375, 375] }\ncongestion = { freqs = [400], cadence_ms = [400, 350] }\n";
+        let e = Config::parse(&format!("{base}{tones}"), "x.toml").unwrap_err();
+        assert_eq!(e.0[0].key, "tones");
+        assert!(e.0[0].message.contains("busy") && e.0[0].message.contains("congestion"), "{e}");
+        let ok = tones.replace("[400, 350]", "[750, 750]");
+        let c = Config::parse(&format!("{base}{ok}"), "x.toml").unwrap();
+        assert_eq!(c.tone_zone.spec(crate::dsp::tone::ProgressTone::Busy).unwrap().on_ms(), 375);
+        let e = Config::parse(base, "x.toml").unwrap_err();
+        assert_eq!((e.0[0].line, e.0[0].key.as_str()), (4, "engine.tone_zone"));
     }
 
     #[test]

@@ -17,9 +17,9 @@ use super::control_server;
 use super::DaemonError;
 use crate::audio::recorder::{recording_rel_path, RecControl, RecDone, RecorderThread};
 use crate::calls::{Action, CallEvent, CallId, CallManager, CdrUpdate, Disposition, Input};
-use crate::config::{Config, ToneZoneName};
+use crate::config::Config;
 use crate::control::protocol::{Notice, Request};
-use crate::dsp::tone::{ProgressTone, ToneZone};
+use crate::dsp::tone::ProgressTone;
 use crate::media::{self, EngineCmd, EngineConfig, EngineEvent, EngineHandle, Prompts};
 use crate::sim::{FarCommand, FarEndHandle, FarEndSim, FarReport, MAX_DIGITS};
 use crate::store::{self, Store, StoreHandle};
@@ -35,15 +35,6 @@ const RECORDING_SLOTS: u16 = 1024;
 pub(super) struct CoreRequest {
     pub request: Request,
     pub reply: oneshot::Sender<Result<serde_json::Value, String>>,
-}
-
-/// The tone zone the configuration names.
-pub fn tone_zone(name: ToneZoneName) -> ToneZone {
-    match name {
-        ToneZoneName::China => ToneZone::china(),
-        ToneZoneName::NorthAmerica => ToneZone::north_america(),
-        ToneZoneName::Europe => ToneZone::europe(),
-    }
 }
 
 /// Completes on SIGINT or SIGTERM.
@@ -129,7 +120,7 @@ impl Running {
 
         let sim = config.sim().clone();
         let info = switchboard_driver_sim::describe(&sim);
-        let zone = tone_zone(config.tone_zone);
+        let zone = config.tone_zone.clone();
         let answer_ms = config.sim_seat_answer_delay.map(|d| d.as_millis().min(u128::from(u32::MAX)) as u32);
         let (far, far_handle) = FarEndSim::new(&info.channels, &zone, answer_ms, config.sim_disconnect);
         let card = SimCard::new(sim.clone(), far);
