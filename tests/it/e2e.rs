@@ -304,3 +304,50 @@ fn the_far_end_records_what_it_hears() {
     let e = d.request(json!({"cmd": "sim.tone", "port": 1, "tone": "siren"}));
     assert!(e["error"].as_str().unwrap().contains("unknown tone \"siren\""), "{e}");
 }
+
+#[test]
+fn the_caller_can_play_a_wav_file_into_the_call() {
+    let d = Daemon::start(FAST_CONFIG);
+    // A 16 kHz file: the daemon resamples it to the line's 8 kHz.
+    let mut samples = vec![];
+    let mut generator = switchboard::dsp::dtmf::DtmfGenerator::new(-12.0, 120, 120);
+    generator.push_digits("987").unwrap();
+    let mut block = [0i16; 160];
+    while !generator.is_idle() {
+        block.fill(0);
+        generator.fill(&mut block);
+        samples.extend_from_slice(&block);
+    }
+    let path = d.data().join("prompt16k.wav");
+    write_wav_16k(&path, &samples);
+
+    let mut c = d.connect();
+    c.send(&json!({"cmd": "sim.call", "port": 1, "from": "1", "digits": "", "play": path,
+                   "digits_delay_ms": 200, "hangup_after": 3.0, "watch": true}));
+    assert_eq!(c.recv()["ok"], true);
+    let notices = c.notices_until_end();
+    let digits: String =
+        of_type(&notices, "digit").iter().map(|n| n["digit"].as_str().unwrap().to_string()).collect();
+    assert_eq!(digits, "987", "{notices:#?}");
+    assert!(notices.iter().any(|n| n["port"] == 1 && n["what"] == "finished playing"));
+}
+
+/// Writes `samples` (8 kHz) as a 16 kHz 16-bit mono WAV by repeating each sample.
+fn write_wav_16k(path: &std::path::Path, samples: &[i16]) {
+    let data: Vec<u8> = samples.iter().flat_map(|s| [*s, *s]).flat_map(|s| s.to_le_bytes()).collect();
+    let mut f = Vec::new();
+    f.extend_from_slice(b"RIFF");
+    f.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    f.extend_from_slice(b"WAVEfmt ");
+    f.extend_from_slice(&16u32.to_le_bytes());
+    f.extend_from_slice(&1u16.to_le_bytes());
+    f.extend_from_slice(&1u16.to_le_bytes());
+    f.extend_from_slice(&16000u32.to_le_bytes());
+    f.extend_from_slice(&32000u32.to_le_bytes());
+    f.extend_from_slice(&2u16.to_le_bytes());
+    f.extend_from_slice(&16u16.to_le_bytes());
+    f.extend_from_slice(b"data");
+    f.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    f.extend_from_slice(&data);
+    std::fs::write(path, f).unwrap();
+}
