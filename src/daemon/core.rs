@@ -148,6 +148,12 @@ impl Running {
         let _ = std::fs::remove_file(&socket);
         let listener = tokio::net::UnixListener::bind(&socket)
             .map_err(|source| DaemonError::Socket { path: socket.clone(), source })?;
+        // The socket drives the card: only the daemon's user and group may use it.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660))
+                .map_err(|source| DaemonError::Socket { path: socket.clone(), source })?;
+        }
 
         let (notices, _) = broadcast::channel(4096);
         let calls = CallManager::new(&info, config.calls.clone());
