@@ -20,6 +20,22 @@ fn connect(data_dir: &Path) -> Result<UnixStream> {
     })
 }
 
+/// Sends one request and returns its result.
+fn ask(data_dir: &Path, request: &Request) -> Result<serde_json::Value> {
+    let mut stream = connect(data_dir)?;
+    let mut line = serde_json::to_string(request)?;
+    line.push('\n');
+    stream.write_all(line.as_bytes()).context("cannot send the request")?;
+    let mut answer = String::new();
+    BufReader::new(stream).read_line(&mut answer).context("lost the connection to the daemon")?;
+    let response: Response =
+        serde_json::from_str(&answer).context("the daemon closed the connection without a valid answer")?;
+    if !response.ok {
+        bail!("{}", response.error.unwrap_or_else(|| "the daemon refused the request".into()));
+    }
+    Ok(response.result.unwrap_or(serde_json::Value::Null))
+}
+
 /// Sends one request, prints the result, and with `follow` prints notices until the daemon
 /// closes the stream.
 pub fn request(data_dir: &Path, request: &Request, follow: bool) -> Result<ExitCode> {
@@ -50,12 +66,92 @@ pub fn request(data_dir: &Path, request: &Request, follow: bool) -> Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn status(data_dir: &Path) -> Result<ExitCode> {
-    request(data_dir, &Request::Status, false)
+/// Prints the daemon's state for a person, or as JSON.
+pub fn status(data_dir: &Path, json: bool) -> Result<ExitCode> {
+    let s = ask(data_dir, &Request::Status)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let e = &s["engine"];
+    let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+    let ticks = n(&e["ticks"]);
+    println!(
+        "switchboard {} on card {}",
+        s["version"].as_str().unwrap_or("?"),
+        s["card"].as_str().unwrap_or("?")
+    );
+    println!(
+        "media thread: {}, {} ticks ({:.0} s), load {:.1} %, longest tick {:.2} ms",
+        if s["realtime_scheduling"] == true { "SCHED_FIFO" } else { "normal priority" },
+        ticks,
+        ticks as f64 / 50.0,
+        n(&e["busy_ns"]) as f64 / (ticks.max(1) as f64 * 20e6) * 100.0,
+        n(&e["max_tick_ns"]) as f64 / 1e6
+    );
+    println!(
+        "losses: {} deadline misses, {} events, {} commands, {} recording blocks, {} card events",
+        n(&e["deadline_misses"]),
+        n(&e["events_dropped"]),
+        n(&e["commands_dropped"]),
+        n(&e["recording_blocks_dropped"]),
+        n(&e["card_events_lost"])
+    );
+    let mut kinds: Vec<(String, u64)> = Vec::new();
+    for p in s["ports"].as_array().into_iter().flatten() {
+        let kind = p["kind"].as_str().unwrap_or("?").to_string();
+        match kinds.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, c)) => *c += 1,
+            None => kinds.push((kind, 1)),
+        }
+    }
+    let kinds: Vec<String> = kinds.iter().map(|(k, c)| format!("{c} {k}")).collect();
+    println!("ports: {}", kinds.join(", "));
+    let calls = s["calls"].as_array().cloned().unwrap_or_default();
+    println!("calls in progress: {}", calls.len());
+    for c in calls {
+        println!(
+            "  {:<18} trunk port {:<4} {}  {}",
+            c["call"].as_str().unwrap_or("?"),
+            n(&c["trunk"]),
+            match c["seat"].as_u64() {
+                Some(seat) => format!("talking with seat port {seat}"),
+                None => "ringing".to_string(),
+            },
+            c["vocid"].as_str().map(|v| format!("recording {v}")).unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
-pub fn cdr(data_dir: &Path, limit: u32) -> Result<ExitCode> {
-    request(data_dir, &Request::CdrList { limit }, false)
+/// Prints the most recent CDRs as a table, or as JSON.
+pub fn cdr(data_dir: &Path, limit: u32, json: bool) -> Result<ExitCode> {
+    let cdrs = ask(data_dir, &Request::CdrList { limit })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&cdrs)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
+    let port = |v: &serde_json::Value| v.as_u64().map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+    println!(
+        "{:<18} {:<24} {:<14} {:>5} {:>5} {:<11} {:>7}  {:<22} cause",
+        "call", "start (UTC)", "caller", "trunk", "seat", "disposition", "talk s", "vocid"
+    );
+    for c in cdrs.as_array().into_iter().flatten() {
+        println!(
+            "{:<18} {:<24} {:<14} {:>5} {:>5} {:<11} {:>7}  {:<22} {}",
+            text(&c["call_id"]),
+            text(&c["start"]),
+            text(&c["caller"]),
+            port(&c["trunk_port"]),
+            port(&c["seat_port"]),
+            text(&c["disposition"]),
+            c["talk_ms"].as_i64().map(|t| format!("{:.1}", t as f64 / 1000.0)).unwrap_or_else(|| "-".into()),
+            text(&c["vocid"]),
+            text(&c["cause"]),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The digits detected in a WAV file, as one string.

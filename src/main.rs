@@ -34,6 +34,9 @@ enum Command {
     Status {
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Print the raw JSON answer.
+        #[arg(long)]
+        json: bool,
     },
     /// Lists the most recent call detail records.
     Cdr {
@@ -41,6 +44,9 @@ enum Command {
         data_dir: Option<PathBuf>,
         #[arg(long, default_value_t = 20)]
         limit: u32,
+        /// Print the raw JSON answer.
+        #[arg(long)]
+        json: bool,
     },
     /// Drives the far ends of the simulated card in a running daemon.
     #[command(subcommand)]
@@ -196,8 +202,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Ok(ExitCode::from(2))
             }
         },
-        Command::Status { data_dir } => cli::status(&paths::data_dir(data_dir)),
-        Command::Cdr { data_dir, limit } => cli::cdr(&paths::data_dir(data_dir), limit),
+        Command::Status { data_dir, json } => cli::status(&paths::data_dir(data_dir), json),
+        Command::Cdr { data_dir, limit, json } => cli::cdr(&paths::data_dir(data_dir), limit, json),
         Command::Sim(cmd) => sim(cmd),
         Command::Dsp(DspCommand::Dtmf { file }) => {
             println!("{}", cli::dtmf_in_wav(&file)?);
