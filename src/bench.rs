@@ -74,7 +74,7 @@ struct Rig {
     drain: std::thread::JoinHandle<()>,
 }
 
-fn rig(channels: u16, pacing: Pacing) -> Rig {
+fn rig(channels: u16, pacing: Pacing, echo: bool) -> Rig {
     let sim = SimConfig {
         trunk_ports: channels % 30,
         seat_ports: 0,
@@ -85,7 +85,11 @@ fn rig(channels: u16, pacing: Pacing) -> Rig {
     let info = switchboard_driver_sim::describe(&sim);
     let card = SimCard::new(sim, LoopFarEnd::new(info.channels.len()));
     let (rec_tx, mut rec_rx) = rtrb::RingBuffer::<RecBlock>::new(usize::from(channels) * 50);
-    let config = EngineConfig { realtime: pacing == Pacing::RealTime, ..EngineConfig::default() };
+    let config = EngineConfig {
+        realtime: pacing == Pacing::RealTime,
+        echo_canceller: echo,
+        ..EngineConfig::default()
+    };
     let (engine, mut ends) = Engine::new(card, &config, Arc::new(Prompts::default()), Some(rec_tx));
     for c in info.channels.iter().filter(|c| c.kind.carries_audio()) {
         let _ = ends.commands.push(EngineCmd::RecordStart { channel: c.id, slot: c.id.0 });
@@ -114,11 +118,11 @@ fn thread_cpu_time() -> Duration {
 }
 
 /// Runs the benchmark and prints its figures.
-pub fn media(channels: u16, seconds: f64, realtime: bool) -> Result<()> {
+pub fn media(channels: u16, seconds: f64, realtime: bool, echo: bool) -> Result<()> {
     let ticks = (seconds * 50.0).ceil() as u64;
 
     // Free-running throughput.
-    let mut r = rig(channels, Pacing::FreeRunning);
+    let mut r = rig(channels, Pacing::FreeRunning, echo);
     let mut digits = 0u64;
     let cpu0 = thread_cpu_time();
     let wall0 = Instant::now();
@@ -136,7 +140,10 @@ pub fn media(channels: u16, seconds: f64, realtime: bool) -> Result<()> {
     let _ = r.drain.join();
     let audio_seconds = ticks as f64 / 50.0;
     let per_core = f64::from(channels) * audio_seconds / cpu.max(1e-9);
-    println!("media pipeline: G.711 decode + DTMF + call-progress tones + recording tap + encode (echo canceller off)");
+    println!(
+        "media pipeline: G.711 decode + DTMF + call-progress tones + recording tap + encode (echo canceller {})",
+        if echo { "on, 128 taps" } else { "off" }
+    );
     println!(
         "free-running: {channels} channels x {audio_seconds:.1} s of audio in {cpu:.3} s CPU ({wall:.3} s wall)"
     );
@@ -150,7 +157,7 @@ pub fn media(channels: u16, seconds: f64, realtime: bool) -> Result<()> {
     );
 
     if realtime {
-        let r = rig(channels, Pacing::RealTime);
+        let r = rig(channels, Pacing::RealTime, echo);
         let Rig { engine, ends, drained, stop, drain } = r;
         let stats = ends.stats.clone();
         let mut handle = spawn(engine, ends, "bench-media", 50).context("cannot start the engine thread")?;

@@ -151,6 +151,9 @@ enum BenchCommand {
         /// Skip the real-time run and only measure the free-running throughput.
         #[arg(long)]
         free_running_only: bool,
+        /// Run every channel's echo canceller too.
+        #[arg(long)]
+        echo_canceller: bool,
     },
 }
 
@@ -213,11 +216,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             cli::gen_dtmf(&digits, &out)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench(BenchCommand::Media { channels, seconds, free_running_only }) => {
+        Command::Bench(BenchCommand::Media { channels, seconds, free_running_only, echo_canceller }) => {
             if channels == 0 || !(seconds > 0.0) {
                 bail!("--channels and --seconds must be positive");
             }
-            bench::media(channels, seconds, !free_running_only)?;
+            bench::media(channels, seconds, !free_running_only, echo_canceller)?;
             Ok(ExitCode::SUCCESS)
         }
     }
