@@ -68,6 +68,13 @@ fn dsp_tools_round_trip_digits_and_reject_broken_files() {
     assert!(sox.is_ok_and(|s| s.success()), "sox is needed for this test: apt-get install sox");
     let (code, out, _) = run(&["dsp", "dtmf", wav44.to_str().unwrap()]);
     assert_eq!((code, out.as_str()), (0, "0123456789*#ABCD\n"));
+    // A rate we do not resample is refused, naming the file and the rate.
+    let wav5k = dir.path().join("digits5k.wav");
+    let sox = Command::new("sox").arg(&wav).args(["-r", "5000"]).arg(&wav5k).status();
+    assert!(sox.is_ok_and(|s| s.success()));
+    let (code, _, err) = run(&["dsp", "dtmf", wav5k.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("digits5k.wav") && err.contains("5000"), "{err}");
     let bytes = std::fs::read(&wav).unwrap();
 
     let (code, _, err) = run(&["dsp", "gen-dtmf", "12x", wav.to_str().unwrap()]);

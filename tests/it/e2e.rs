@@ -351,3 +351,14 @@ fn write_wav_16k(path: &std::path::Path, samples: &[i16]) {
     f.extend_from_slice(&data);
     std::fs::write(path, f).unwrap();
 }
+
+#[test]
+fn mu_law_lines_carry_calls_too() {
+    let d = Daemon::start(&FAST_CONFIG.replace("law = \"alaw\"", "law = \"ulaw\""));
+    let notices = d.call(2, "2125550100", "*9", Some(1.5));
+    assert_eq!(of_type(&notices, "call_offered")[0]["caller"], "2125550100");
+    let digits: String =
+        of_type(&notices, "digit").iter().map(|n| n["digit"].as_str().unwrap().to_string()).collect();
+    assert_eq!(digits, "*9");
+    assert_eq!(of_type(&notices, "call_ended")[0]["disposition"], "answered");
+}
