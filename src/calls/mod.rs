@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use switchboard_driver_api::{CardInfo, ChannelId, ChannelKind, LineCommand, LineEvent};
 
 use crate::dsp::tone::ProgressTone;
+use crate::media::EngineCmd;
 
 /// A call's identity, unique for the lifetime of the manager.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -69,15 +70,6 @@ impl Default for CallSettings {
     }
 }
 
-/// The tone the engine should play on a channel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Tone {
-    Dial,
-    Ringback,
-    Busy,
-    Congestion,
-}
-
 /// How a call ended, as stored in its CDR.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Disposition {
@@ -126,24 +118,8 @@ pub enum CallEvent {
 /// What the manager asks its driver to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    Line {
-        channel: ChannelId,
-        command: LineCommand,
-    },
-    Bridge {
-        a: ChannelId,
-        b: ChannelId,
-    },
-    Unbridge {
-        channel: ChannelId,
-    },
-    PlayTone {
-        channel: ChannelId,
-        tone: Tone,
-    },
-    StopTone {
-        channel: ChannelId,
-    },
+    /// A line or media command for the engine.
+    Media(EngineCmd),
     /// Start recording the call's audio as heard on `channel` (both directions mixed).
     StartRecording {
         call: CallId,
@@ -444,7 +420,7 @@ impl CallManager {
         }
         for seat in chosen {
             self.seats[usize::from(seat.0)] = SeatState::Ringing(id);
-            self.push(Action::Line { channel: seat, command: LineCommand::Ring });
+            self.push(Action::Media(EngineCmd::Line { channel: seat, command: LineCommand::Ring }));
             self.push(Action::Event(CallEvent::SeatRinging { call: id, seat }));
         }
     }
@@ -457,7 +433,7 @@ impl CallManager {
         for seat in seats {
             if Some(seat) != except {
                 self.seats[usize::from(seat.0)] = SeatState::Idle;
-                self.push(Action::Line { channel: seat, command: LineCommand::StopRing });
+                self.push(Action::Media(EngineCmd::Line { channel: seat, command: LineCommand::StopRing }));
             }
         }
     }
@@ -495,14 +471,14 @@ impl CallManager {
 
     fn far_end_released(&mut self, now: Instant, i: usize, cause: &'static str) {
         let call = self.calls.remove(i);
-        self.push(Action::Line { channel: call.trunk, command: LineCommand::OnHook });
+        self.push(Action::Media(EngineCmd::Line { channel: call.trunk, command: LineCommand::OnHook }));
         match call.state {
             CallState::Talking { seat } => {
                 self.push(Action::StopRecording { call: call.id, channel: call.trunk });
-                self.push(Action::Unbridge { channel: call.trunk });
+                self.push(Action::Media(EngineCmd::Unbridge { channel: call.trunk }));
                 // The agent still holds the handset: tell them the caller left.
                 self.seats[usize::from(seat.0)] = SeatState::Released;
-                self.push(Action::PlayTone { channel: seat, tone: Tone::Busy });
+                self.push(Action::Media(EngineCmd::PlayTone { channel: seat, tone: ProgressTone::Busy }));
                 self.end(now, call.id, Disposition::Answered, cause);
             }
             CallState::Offered { .. } => {
@@ -519,22 +495,25 @@ impl CallManager {
             (LineEvent::OffHook, SeatState::Ringing(call)) => self.answer(now, call, seat),
             (LineEvent::OffHook, SeatState::Idle) => {
                 self.seats[index] = SeatState::OffHookIdle;
-                self.push(Action::PlayTone { channel: seat, tone: Tone::Dial });
+                self.push(Action::Media(EngineCmd::PlayTone { channel: seat, tone: ProgressTone::Dial }));
             }
             (LineEvent::OnHook, SeatState::Talking(call)) => {
                 self.seats[index] = SeatState::Idle;
                 if let Some(i) = self.call_index(call) {
                     let call = self.calls.remove(i);
                     self.push(Action::StopRecording { call: call.id, channel: call.trunk });
-                    self.push(Action::Unbridge { channel: call.trunk });
-                    self.push(Action::Line { channel: call.trunk, command: LineCommand::OnHook });
+                    self.push(Action::Media(EngineCmd::Unbridge { channel: call.trunk }));
+                    self.push(Action::Media(EngineCmd::Line {
+                        channel: call.trunk,
+                        command: LineCommand::OnHook,
+                    }));
                     self.end(now, call.id, Disposition::Answered, "agent hung up");
                 }
                 self.offer_waiting(now);
             }
             (LineEvent::OnHook, SeatState::Released | SeatState::OffHookIdle) => {
                 self.seats[index] = SeatState::Idle;
-                self.push(Action::StopTone { channel: seat });
+                self.push(Action::Media(EngineCmd::StopPlay { channel: seat }));
                 self.offer_waiting(now);
             }
             _ => {}
@@ -565,8 +544,8 @@ impl CallManager {
         self.seats[usize::from(seat.0)] = SeatState::Talking(call);
         let trunk = self.calls[i].trunk;
         self.calls[i].state = CallState::Talking { seat };
-        self.push(Action::Line { channel: trunk, command: LineCommand::OffHook });
-        self.push(Action::Bridge { a: trunk, b: seat });
+        self.push(Action::Media(EngineCmd::Line { channel: trunk, command: LineCommand::OffHook }));
+        self.push(Action::Media(EngineCmd::Bridge { a: trunk, b: seat }));
         if self.settings.record {
             self.push(Action::StartRecording { call, channel: trunk });
         }

@@ -1,6 +1,7 @@
 //! Deterministic tests of the call model, driven with a fake clock.
 
 use super::*;
+use crate::media::EngineCmd;
 use switchboard_driver_api::{ChannelInfo, Law};
 
 const T1: ChannelId = ChannelId(0);
@@ -54,7 +55,7 @@ fn ringing(actions: &[Action]) -> Vec<ChannelId> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Line { channel, command: LineCommand::Ring } => Some(*channel),
+            Action::Media(EngineCmd::Line { channel, command: LineCommand::Ring }) => Some(*channel),
             _ => None,
         })
         .collect()
@@ -79,10 +80,10 @@ fn inbound_call_is_answered_bridged_recorded_and_ended_by_the_agent() {
     assert_eq!(ringing(&a), vec![S1, S2, S3]);
 
     let a = line(&mut m, t0 + Duration::from_secs(2), S2, LineEvent::OffHook);
-    assert!(a.contains(&Action::Line { channel: S1, command: LineCommand::StopRing }));
-    assert!(a.contains(&Action::Line { channel: S3, command: LineCommand::StopRing }));
-    assert!(a.contains(&Action::Line { channel: T1, command: LineCommand::OffHook }));
-    assert!(a.contains(&Action::Bridge { a: T1, b: S2 }));
+    assert!(a.contains(&Action::Media(EngineCmd::Line { channel: S1, command: LineCommand::StopRing })));
+    assert!(a.contains(&Action::Media(EngineCmd::Line { channel: S3, command: LineCommand::StopRing })));
+    assert!(a.contains(&Action::Media(EngineCmd::Line { channel: T1, command: LineCommand::OffHook })));
+    assert!(a.contains(&Action::Media(EngineCmd::Bridge { a: T1, b: S2 })));
     assert!(a.contains(&Action::StartRecording { call: CallId(1), channel: T1 }));
 
     m.handle(t0 + Duration::from_secs(3), Input::Digit { channel: T1, digit: '1' });
@@ -92,7 +93,7 @@ fn inbound_call_is_answered_bridged_recorded_and_ended_by_the_agent() {
     );
 
     let a = line(&mut m, t0 + Duration::from_secs(9), S2, LineEvent::OnHook);
-    assert!(a.contains(&Action::Line { channel: T1, command: LineCommand::OnHook }));
+    assert!(a.contains(&Action::Media(EngineCmd::Line { channel: T1, command: LineCommand::OnHook })));
     assert!(a.contains(&Action::Cdr(CdrUpdate::End {
         call: CallId(1),
         at: t0 + Duration::from_secs(9),
@@ -120,11 +121,11 @@ fn caller_hangup_releases_the_line_and_gives_the_agent_busy_tone() {
     line(&mut m, t0, T1, LineEvent::RingBegin);
     line(&mut m, t0, S1, LineEvent::OffHook);
     let a = line(&mut m, t0 + Duration::from_secs(5), T1, LineEvent::OnHook);
-    assert!(a.contains(&Action::Line { channel: T1, command: LineCommand::OnHook }));
-    assert!(a.contains(&Action::PlayTone { channel: S1, tone: Tone::Busy }));
+    assert!(a.contains(&Action::Media(EngineCmd::Line { channel: T1, command: LineCommand::OnHook })));
+    assert!(a.contains(&Action::Media(EngineCmd::PlayTone { channel: S1, tone: ProgressTone::Busy })));
     assert!(a.iter().any(|x| matches!(x, Action::Cdr(CdrUpdate::End { cause: "caller hung up", .. }))));
     let a = line(&mut m, t0 + Duration::from_secs(6), S1, LineEvent::OnHook);
-    assert_eq!(a, vec![Action::StopTone { channel: S1 }]);
+    assert_eq!(a, vec![Action::Media(EngineCmd::StopPlay { channel: S1 })]);
 }
 
 #[test]
@@ -134,7 +135,7 @@ fn busy_tone_on_the_trunk_is_a_disconnect() {
     line(&mut m, t0, S1, LineEvent::OffHook);
     m.handle(t0, Input::Tone { channel: T1, tone: ProgressTone::Busy });
     let a = drain(&mut m);
-    assert!(a.contains(&Action::Line { channel: T1, command: LineCommand::OnHook }));
+    assert!(a.contains(&Action::Media(EngineCmd::Line { channel: T1, command: LineCommand::OnHook })));
     assert_eq!(m.active_calls(), 0);
 }
 
@@ -151,7 +152,9 @@ fn caller_who_stops_ringing_has_abandoned() {
     let a = drain(&mut m);
     assert_eq!(ringing(&a), vec![]);
     assert_eq!(
-        a.iter().filter(|x| matches!(x, Action::Line { command: LineCommand::StopRing, .. })).count(),
+        a.iter()
+            .filter(|x| matches!(x, Action::Media(EngineCmd::Line { command: LineCommand::StopRing, .. })))
+            .count(),
         3
     );
     assert!(a.contains(&Action::Event(CallEvent::Ended {
@@ -174,7 +177,7 @@ fn sequential_moves_to_the_next_seat_on_timeout() {
     }
     m.handle_timeout(t0 + Duration::from_secs(20));
     let a = drain(&mut m);
-    assert!(a.contains(&Action::Line { channel: S1, command: LineCommand::StopRing }));
+    assert!(a.contains(&Action::Media(EngineCmd::Line { channel: S1, command: LineCommand::StopRing })));
     assert_eq!(ringing(&a), vec![S2]);
 }
 

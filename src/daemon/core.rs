@@ -349,11 +349,7 @@ impl Core {
     async fn apply_actions(&mut self) {
         while let Some(action) = self.calls.poll_action() {
             match action {
-                Action::Line { channel, command } => self.engine(EngineCmd::Line { channel, command }),
-                Action::Bridge { a, b } => self.engine(EngineCmd::Bridge { a, b }),
-                Action::Unbridge { channel } => self.engine(EngineCmd::Unbridge { channel }),
-                Action::PlayTone { channel, tone } => self.engine(EngineCmd::PlayTone { channel, tone }),
-                Action::StopTone { channel } => self.engine(EngineCmd::StopPlay { channel }),
+                Action::Media(cmd) => self.engine(cmd),
                 Action::StartRecording { call, channel } => self.start_recording(call, channel).await,
                 Action::StopRecording { call, channel } => self.stop_recording(call, channel),
                 Action::Cdr(update) => self.cdr(update).await,

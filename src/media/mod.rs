@@ -24,7 +24,6 @@ use switchboard_driver_api::{
 };
 
 use crate::audio::recorder::RecBlock;
-use crate::calls::Tone;
 use crate::dsp::dtmf::{DtmfDetector, DtmfGenerator};
 use crate::dsp::echo::EchoCanceller;
 use crate::dsp::g711;
@@ -75,7 +74,7 @@ pub enum EngineCmd {
     },
     PlayTone {
         channel: ChannelId,
-        tone: Tone,
+        tone: ProgressTone,
     },
     PlayPrompt {
         channel: ChannelId,
@@ -443,12 +442,6 @@ impl<C: Card> Engine<C> {
             }
             EngineCmd::Unbridge { .. } => self.unbridge(channel),
             EngineCmd::PlayTone { tone, .. } => {
-                let tone = match tone {
-                    Tone::Dial => ProgressTone::Dial,
-                    Tone::Ringback => ProgressTone::Ringback,
-                    Tone::Busy => ProgressTone::Busy,
-                    Tone::Congestion => ProgressTone::Congestion,
-                };
                 match ToneGenerator::for_progress_tone(&self.zone, tone, TONE_LEVEL_DBM0) {
                     Some(generator) => self.chans[i].play = Play::Tone(generator),
                     None => self.emit(EngineEvent::CommandFailed {

@@ -70,7 +70,7 @@ fn pcm16(samples: &[i16]) -> Vec<u8> {
     samples.iter().flat_map(|s| s.to_le_bytes()).collect()
 }
 
-fn pcm16_wav(rate: u32, channels: u16, samples: &[i16]) -> Vec<u8> {
+pub(crate) fn pcm16_wav(rate: u32, channels: u16, samples: &[i16]) -> Vec<u8> {
     riff(&[(b"fmt ", fmt_body(1, channels, rate, 16)), (b"data", pcm16(samples))])
 }
 

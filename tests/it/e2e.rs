@@ -319,7 +319,8 @@ fn the_caller_can_play_a_wav_file_into_the_call() {
         samples.extend_from_slice(&block);
     }
     let path = d.data().join("prompt16k.wav");
-    write_wav_16k(&path, &samples);
+    let doubled: Vec<i16> = samples.iter().flat_map(|s| [*s, *s]).collect();
+    std::fs::write(&path, crate::audio::pcm16_wav(16000, 1, &doubled)).unwrap();
 
     let mut c = d.connect();
     c.send(&json!({"cmd": "sim.call", "port": 1, "from": "1", "digits": "", "play": path,
@@ -330,35 +331,4 @@ fn the_caller_can_play_a_wav_file_into_the_call() {
         of_type(&notices, "digit").iter().map(|n| n["digit"].as_str().unwrap().to_string()).collect();
     assert_eq!(digits, "987", "{notices:#?}");
     assert!(notices.iter().any(|n| n["port"] == 1 && n["what"] == "finished playing"));
-}
-
-/// Writes `samples` (8 kHz) as a 16 kHz 16-bit mono WAV by repeating each sample.
-fn write_wav_16k(path: &std::path::Path, samples: &[i16]) {
-    let data: Vec<u8> = samples.iter().flat_map(|s| [*s, *s]).flat_map(|s| s.to_le_bytes()).collect();
-    let mut f = Vec::new();
-    f.extend_from_slice(b"RIFF");
-    f.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
-    f.extend_from_slice(b"WAVEfmt ");
-    f.extend_from_slice(&16u32.to_le_bytes());
-    f.extend_from_slice(&1u16.to_le_bytes());
-    f.extend_from_slice(&1u16.to_le_bytes());
-    f.extend_from_slice(&16000u32.to_le_bytes());
-    f.extend_from_slice(&32000u32.to_le_bytes());
-    f.extend_from_slice(&2u16.to_le_bytes());
-    f.extend_from_slice(&16u16.to_le_bytes());
-    f.extend_from_slice(b"data");
-    f.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    f.extend_from_slice(&data);
-    std::fs::write(path, f).unwrap();
-}
-
-#[test]
-fn mu_law_lines_carry_calls_too() {
-    let d = Daemon::start(&FAST_CONFIG.replace("law = \"alaw\"", "law = \"ulaw\""));
-    let notices = d.call(2, "2125550100", "*9", Some(1.5));
-    assert_eq!(of_type(&notices, "call_offered")[0]["caller"], "2125550100");
-    let digits: String =
-        of_type(&notices, "digit").iter().map(|n| n["digit"].as_str().unwrap().to_string()).collect();
-    assert_eq!(digits, "*9");
-    assert_eq!(of_type(&notices, "call_ended")[0]["disposition"], "answered");
 }

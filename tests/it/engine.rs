@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use switchboard::audio::recorder::RecBlock;
-use switchboard::calls::Tone;
 use switchboard::dsp::tone::{ProgressTone, ToneZone};
 use switchboard::media::{Engine, EngineCmd, EngineConfig, EngineEvent, PromptId, Prompts};
 use switchboard::sim::{Disconnect, FarCommand, FarEndHandle, FarEndSim, FarReport};
@@ -136,7 +135,7 @@ fn tones_prompts_and_generated_dtmf_reach_the_far_end() {
     r.far.commands.push(FarCommand::OffHook { channel: SEAT }).unwrap();
     r.far.commands.push(FarCommand::OffHook { channel: SEAT2 }).unwrap();
     r.run(2, &mut events, &mut reports);
-    r.cmd(EngineCmd::PlayTone { channel: SEAT, tone: Tone::Busy });
+    r.cmd(EngineCmd::PlayTone { channel: SEAT, tone: ProgressTone::Busy });
     r.cmd(EngineCmd::SendDtmf { channel: SEAT2, digits: "73#".try_into().unwrap() });
     r.run(200, &mut events, &mut reports);
     assert!(
@@ -194,7 +193,7 @@ fn the_tick_never_allocates() {
     r.cmd(EngineCmd::Line { channel: TRUNK, command: LineCommand::OffHook });
     r.cmd(EngineCmd::Bridge { a: TRUNK, b: SEAT });
     r.cmd(EngineCmd::RecordStart { channel: TRUNK, slot: 1 });
-    r.cmd(EngineCmd::PlayTone { channel: SEAT2, tone: Tone::Ringback });
+    r.cmd(EngineCmd::PlayTone { channel: SEAT2, tone: ProgressTone::Ringback });
     r.run(10, &mut events, &mut reports);
 
     let before = events.len();
@@ -206,7 +205,8 @@ fn the_tick_never_allocates() {
                     channel: ChannelId(5),
                     digits: heapless::String::try_from("12").unwrap(),
                 });
-                let _ = r.ends.commands.push(EngineCmd::PlayTone { channel: SEAT2, tone: Tone::Busy });
+                let _ =
+                    r.ends.commands.push(EngineCmd::PlayTone { channel: SEAT2, tone: ProgressTone::Busy });
                 let _ = r.ends.commands.push(EngineCmd::PlayPrompt {
                     channel: ChannelId(6),
                     prompt: PromptId(0),
