@@ -3,6 +3,7 @@
 //! The binary in `main.rs` is a thin command line over this library. See ARCHITECTURE.md for
 //! the map of the modules and the invariants they keep.
 
+pub mod accounts;
 pub mod audio;
 pub mod bench;
 pub mod calls;

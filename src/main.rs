@@ -57,6 +57,9 @@ enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Manages agent accounts (works while the daemon runs).
+    #[command(subcommand)]
+    User(UserCommand),
 }
 
 #[derive(Subcommand)]
@@ -157,6 +160,44 @@ enum BenchCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Creates an account; the password is read from stdin (one line).
+    Add {
+        /// The agent's id (job number): 1-32 of A-Z a-z 0-9 _ . -
+        id: String,
+        /// Display name (default: the id).
+        #[arg(long)]
+        name: Option<String>,
+        /// agent, supervisor or admin.
+        #[arg(long, default_value = "agent", value_parser = parse_role)]
+        role: switchboard::store::Role,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Sets a new password, read from stdin (one line).
+    Passwd {
+        id: String,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Deletes an account.
+    Del {
+        id: String,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Lists the accounts.
+    List {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+fn parse_role(s: &str) -> Result<switchboard::store::Role, String> {
+    switchboard::store::Role::parse(s).ok_or_else(|| "expected agent, supervisor or admin".to_owned())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -223,6 +264,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             bench::media(channels, seconds, !free_running_only, echo_canceller)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::User(cmd) => user(cmd),
     }
 }
 
@@ -265,4 +307,104 @@ fn sim(cmd: SimCommand) -> Result<ExitCode> {
         SimCommand::Watch { data_dir } => (data_dir, Request::Watch, true),
     };
     cli::request(&paths::data_dir(data_dir), &request, follow)
+}
+
+fn user(cmd: UserCommand) -> Result<ExitCode> {
+    use switchboard::accounts::{self, CLI_ACTOR};
+    use switchboard::store::{Role, Store};
+
+    // Only `add` may create the database: the other commands need an account that exists,
+    // and creating an empty database in a mistyped directory would hide the mistake.
+    let open = |data_dir: Option<PathBuf>, create: bool| -> Result<_> {
+        let data_dir = paths::data_dir(data_dir);
+        let db = paths::database(&data_dir);
+        if create {
+            std::fs::create_dir_all(&data_dir)
+                .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+        } else if !db.exists() {
+            bail!("no database at {}: no accounts have been created yet", db.display());
+        }
+        Store::open(&db).with_context(|| format!("cannot open {}", db.display()))
+    };
+    match cmd {
+        UserCommand::Add { id, name, role, data_dir } => {
+            // Checked before reading the password so that a typo fails before the prompt.
+            accounts::valid_agent_id(&id)?;
+            let store = open(data_dir, true)?;
+            if store.agent_get(&id).wait()?.is_some() {
+                return Err(accounts::AccountError::Exists(id).into());
+            }
+            let password = read_new_password(&id)?;
+            let name = name.unwrap_or_else(|| id.clone());
+            accounts::add_agent(&store, CLI_ACTOR, &id, &name, role, &password)?;
+            println!("added {role} {id}");
+        }
+        UserCommand::Passwd { id, data_dir } => {
+            let store = open(data_dir, false)?;
+            if store.agent_get(&id).wait()?.is_none() {
+                bail!("no agent with id {id}");
+            }
+            let password = read_new_password(&id)?;
+            accounts::set_password(&store, CLI_ACTOR, &id, &password)?;
+            println!("changed the password of {id}");
+        }
+        UserCommand::Del { id, data_dir } => {
+            let store = open(data_dir, false)?;
+            accounts::delete_agent(&store, CLI_ACTOR, &id)?;
+            println!("deleted {id}");
+        }
+        UserCommand::List { data_dir } => {
+            let store = open(data_dir, false)?;
+            print!("{}", accounts::format_agent_table(&store.agent_list().wait()?));
+            if store.agent_count_by_role(Role::Admin).wait()? == 0 {
+                eprintln!("{}", accounts::NO_ADMIN_HINT);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a new password from stdin: one line, without its line ending. On a terminal it
+/// prompts on stderr with echo off and asks twice, since a typo cannot be seen.
+fn read_new_password(id: &str) -> Result<String> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return read_password_line();
+    }
+    let first = read_hidden(&format!("New password for {id}: "))?;
+    let second = read_hidden("Repeat the password: ")?;
+    if first != second {
+        bail!("the two passwords differ; nothing was changed");
+    }
+    Ok(first)
+}
+
+fn read_password_line() -> Result<String> {
+    let mut line = String::new();
+    let n = std::io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the password from stdin (it must be UTF-8 text)")?;
+    if n == 0 {
+        bail!("no password on stdin: give it as one line");
+    }
+    let end = line.trim_end_matches(['\n', '\r']).len();
+    line.truncate(end);
+    Ok(line)
+}
+
+/// Reads a line from the terminal on stdin without echoing it.
+fn read_hidden(prompt: &str) -> Result<String> {
+    use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
+    let stdin = std::io::stdin();
+    let saved = tcgetattr(&stdin).context("cannot read the terminal's settings")?;
+    let mut quiet = saved.clone();
+    quiet.local_flags.remove(LocalFlags::ECHO);
+    // The newline the user types is still echoed, so the next output starts on a new line.
+    quiet.local_flags.insert(LocalFlags::ECHONL);
+    eprint!("{prompt}");
+    tcsetattr(&stdin, SetArg::TCSAFLUSH, &quiet).context("cannot turn the terminal's echo off")?;
+    let line = read_password_line();
+    // Echo must come back even if the read failed.
+    tcsetattr(&stdin, SetArg::TCSAFLUSH, &saved).context("cannot turn the terminal's echo back on")?;
+    line
 }

@@ -13,9 +13,15 @@
 //!
 //! Times are stored as RFC 3339 UTC text with milliseconds (`2026-11-24T08:04:12.345Z`),
 //! which sorts chronologically as text and which SQLite's date functions understand.
+//!
+//! Agent accounts and the audit trail live here too (schema version 2). Every method that
+//! changes an account takes the [`AuditEntry`] that records it and writes both in one
+//! transaction, so no account change can reach the database without its audit row.
 
 mod ops;
 mod schema;
+#[cfg(test)]
+mod tests;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -59,6 +65,10 @@ pub enum StoreError {
     RecordingAlreadyEnded(String),
     #[error("a call cannot end with disposition in_progress")]
     EndInProgress,
+    #[error("agent {0} already exists")]
+    AgentExists(String),
+    #[error("no agent with id {0}")]
+    NoSuchAgent(String),
     #[error("path {0:?} is not valid UTF-8")]
     NonUtf8Path(PathBuf),
     #[error("cannot start the store thread: {0}")]
@@ -103,6 +113,28 @@ pub enum RecordingState {
     Missing,
     /// The file exists but could not be written or repaired.
     Damaged,
+}
+
+/// What an agent account may do. Each role includes the rights of the ones before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// Takes and makes calls on a seat.
+    Agent,
+    /// Also monitors, whispers, barges in and controls other seats.
+    Supervisor,
+    /// Also manages the appliance.
+    Admin,
+}
+
+/// How an audited action turned out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AuditResult {
+    /// It was carried out.
+    Ok,
+    /// The actor was not allowed to do it.
+    Denied,
+    /// It was allowed but could not be carried out.
+    Failed,
 }
 
 /// Maps the enums to and from the text stored in the database.
@@ -160,6 +192,83 @@ text_enum!(
     Missing = "missing",
     Damaged = "damaged",
 );
+
+text_enum!(Role, "agents.role", Agent = "agent", Supervisor = "supervisor", Admin = "admin");
+text_enum!(AuditResult, "audit.result", Ok = "ok", Denied = "denied", Failed = "failed");
+
+/// An agent account as stored. Times are RFC 3339 UTC text with milliseconds.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AgentRecord {
+    /// The agent's job number, e.g. "1001": 1 to 32 of `A-Z a-z 0-9 _ . -`.
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    /// An argon2id hash in PHC string format; never the password itself.
+    pub password_hash: String,
+    /// A disabled account keeps its history but cannot log in.
+    pub disabled: bool,
+    /// Set when the account is first stored; later writes keep it.
+    pub created_utc: String,
+    pub updated_utc: String,
+}
+
+// The hash is left out so that logging a record cannot leak it.
+impl std::fmt::Debug for AgentRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentRecord")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("password_hash", &"<redacted>")
+            .field("disabled", &self.disabled)
+            .field("created_utc", &self.created_utc)
+            .field("updated_utc", &self.updated_utc)
+            .finish()
+    }
+}
+
+/// One row of the audit trail: who did what to whom, and how it turned out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// RFC 3339 UTC text with milliseconds, as [`format_utc`] writes it.
+    pub at_utc: String,
+    /// Who acted: an agent id, or "cli" for the command line.
+    pub actor: String,
+    /// What was done, e.g. "user.add" or "control.monitor".
+    pub action: String,
+    /// What it was done to: an agent id, a seat, a call.
+    pub target: Option<String>,
+    /// Anything else worth keeping, e.g. the role given or why it failed. Never a secret.
+    pub detail: Option<String>,
+    pub result: AuditResult,
+}
+
+impl AuditEntry {
+    /// An entry without target or detail; add them with [`AuditEntry::target`] and
+    /// [`AuditEntry::detail`].
+    pub fn new(at: OffsetDateTime, actor: &str, action: &str, result: AuditResult) -> AuditEntry {
+        AuditEntry {
+            at_utc: format_utc(at),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            target: None,
+            detail: None,
+            result,
+        }
+    }
+
+    /// Sets what the action was done to.
+    pub fn target(mut self, target: &str) -> AuditEntry {
+        self.target = Some(target.to_owned());
+        self
+    }
+
+    /// Sets the detail.
+    pub fn detail(mut self, detail: &str) -> AuditEntry {
+        self.detail = Some(detail.to_owned());
+        self
+    }
+}
 
 /// The start of a call, as [`StoreHandle::cdr_start`] records it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -473,6 +582,78 @@ impl StoreHandle {
     /// counter starting at 1, unique across restarts.
     pub fn next_call_id(&self, at: OffsetDateTime) -> Pending<String> {
         self.run(move |c| ops::next_call_id(c, at))
+    }
+
+    /// Stores a new agent account and its audit row. Fails with
+    /// [`StoreError::AgentExists`] (and writes nothing) if the id is taken.
+    pub fn agent_add(&self, record: AgentRecord, audit: AuditEntry) -> Pending<()> {
+        self.run(move |c| ops::agent_add(c, &record, &audit))
+    }
+
+    /// Inserts or replaces an agent account, keeping `created_utc` of an existing one, and
+    /// writes its audit row. Returns true if the account was created.
+    pub fn agent_put(&self, record: AgentRecord, audit: AuditEntry) -> Pending<bool> {
+        self.run(move |c| ops::agent_put(c, &record, &audit))
+    }
+
+    /// Replaces an agent's password hash and writes the audit row. Fails with
+    /// [`StoreError::NoSuchAgent`] (and writes nothing) if there is no such agent.
+    pub fn agent_set_password(
+        &self,
+        id: &str,
+        password_hash: &str,
+        at: OffsetDateTime,
+        audit: AuditEntry,
+    ) -> Pending<()> {
+        let (id, hash) = (id.to_owned(), password_hash.to_owned());
+        self.run(move |c| ops::agent_set_password(c, &id, &hash, at, &audit))
+    }
+
+    /// Enables or disables an agent account and writes the audit row. Fails with
+    /// [`StoreError::NoSuchAgent`] (and writes nothing) if there is no such agent.
+    pub fn agent_set_disabled(
+        &self,
+        id: &str,
+        disabled: bool,
+        at: OffsetDateTime,
+        audit: AuditEntry,
+    ) -> Pending<()> {
+        let id = id.to_owned();
+        self.run(move |c| ops::agent_set_disabled(c, &id, disabled, at, &audit))
+    }
+
+    /// Deletes an agent account and, if there was one, writes the audit row. Returns
+    /// whether there was one.
+    pub fn agent_delete(&self, id: &str, audit: AuditEntry) -> Pending<bool> {
+        let id = id.to_owned();
+        self.run(move |c| ops::agent_delete(c, &id, &audit))
+    }
+
+    /// One agent account by id.
+    pub fn agent_get(&self, id: &str) -> Pending<Option<AgentRecord>> {
+        let id = id.to_owned();
+        self.run(move |c| ops::agent_get(c, &id))
+    }
+
+    /// Every agent account, ordered by id.
+    pub fn agent_list(&self) -> Pending<Vec<AgentRecord>> {
+        self.run(ops::agent_list)
+    }
+
+    /// How many enabled accounts (the ones that can log in) have `role`.
+    pub fn agent_count_by_role(&self, role: Role) -> Pending<u64> {
+        self.run(move |c| ops::agent_count_by_role(c, role))
+    }
+
+    /// Appends a row to the audit trail (for actions that change no account, such as a
+    /// supervisor's control or a refused attempt).
+    pub fn audit(&self, entry: AuditEntry) -> Pending<()> {
+        self.run(move |c| ops::audit(c, &entry))
+    }
+
+    /// The most recent audit rows, newest first.
+    pub fn audit_list(&self, limit: u32) -> Pending<Vec<AuditEntry>> {
+        self.run(move |c| ops::audit_list(c, limit))
     }
 
     /// Cleans up after a crash; call once at daemon start, before any call or recording

@@ -6,8 +6,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use time::OffsetDateTime;
 
 use super::{
-    format_utc, Cdr, CdrStart, Disposition, Recording, RecordingState, RecoveryReport, RepairedRecording,
-    StoreError, CAUSE_DAEMON_RESTARTED,
+    format_utc, AgentRecord, AuditEntry, Cdr, CdrStart, Disposition, Recording, RecordingState,
+    RecoveryReport, RepairedRecording, Role, StoreError, CAUSE_DAEMON_RESTARTED,
 };
 use crate::audio::{repair_wav, WavError};
 
@@ -329,4 +329,168 @@ pub(super) fn recover_after_crash(
         }
     }
     Ok(report)
+}
+
+const AGENT_COLUMNS: &str = "id, name, role, password_hash, disabled, created_utc, updated_utc";
+
+fn agent_from_row(r: &Row<'_>) -> rusqlite::Result<AgentRecord> {
+    Ok(AgentRecord {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        role: r.get(2)?,
+        password_hash: r.get(3)?,
+        disabled: r.get(4)?,
+        created_utc: r.get(5)?,
+        updated_utc: r.get(6)?,
+    })
+}
+
+/// Writes an audit row with whatever connection or transaction the change uses, so that the
+/// two commit together.
+fn insert_audit(conn: &Connection, e: &AuditEntry) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO audit (at_utc, actor, action, target, detail, result)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![e.at_utc, e.actor, e.action, e.target, e.detail, e.result.as_str()],
+    )?;
+    Ok(())
+}
+
+pub(super) fn agent_add(
+    conn: &mut Connection,
+    a: &AgentRecord,
+    audit: &AuditEntry,
+) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    // ON CONFLICT DO NOTHING tells a taken id apart from other constraint failures (a bad
+    // role, say) without parsing SQLite's error text.
+    let n = tx.execute(
+        "INSERT INTO agents (id, name, role, password_hash, disabled, created_utc, updated_utc)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (id) DO NOTHING",
+        params![a.id, a.name, a.role.as_str(), a.password_hash, a.disabled, a.created_utc, a.updated_utc],
+    )?;
+    if n == 0 {
+        return Err(StoreError::AgentExists(a.id.clone()));
+    }
+    insert_audit(&tx, audit)?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub(super) fn agent_put(
+    conn: &mut Connection,
+    a: &AgentRecord,
+    audit: &AuditEntry,
+) -> Result<bool, StoreError> {
+    let tx = conn.transaction()?;
+    let existed =
+        tx.query_row("SELECT 1 FROM agents WHERE id = ?1", [&a.id], |_| Ok(())).optional()?.is_some();
+    tx.execute(
+        "INSERT INTO agents (id, name, role, password_hash, disabled, created_utc, updated_utc)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, role = excluded.role,
+             password_hash = excluded.password_hash, disabled = excluded.disabled,
+             updated_utc = excluded.updated_utc",
+        params![a.id, a.name, a.role.as_str(), a.password_hash, a.disabled, a.created_utc, a.updated_utc],
+    )?;
+    insert_audit(&tx, audit)?;
+    tx.commit()?;
+    Ok(!existed)
+}
+
+pub(super) fn agent_set_password(
+    conn: &mut Connection,
+    id: &str,
+    hash: &str,
+    at: OffsetDateTime,
+    audit: &AuditEntry,
+) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    let n = tx.execute(
+        "UPDATE agents SET password_hash = ?2, updated_utc = ?3 WHERE id = ?1",
+        params![id, hash, format_utc(at)],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NoSuchAgent(id.to_owned()));
+    }
+    insert_audit(&tx, audit)?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub(super) fn agent_set_disabled(
+    conn: &mut Connection,
+    id: &str,
+    disabled: bool,
+    at: OffsetDateTime,
+    audit: &AuditEntry,
+) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    let n = tx.execute(
+        "UPDATE agents SET disabled = ?2, updated_utc = ?3 WHERE id = ?1",
+        params![id, disabled, format_utc(at)],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NoSuchAgent(id.to_owned()));
+    }
+    insert_audit(&tx, audit)?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub(super) fn agent_delete(conn: &mut Connection, id: &str, audit: &AuditEntry) -> Result<bool, StoreError> {
+    let tx = conn.transaction()?;
+    let n = tx.execute("DELETE FROM agents WHERE id = ?1", [id])?;
+    if n == 0 {
+        // Nothing changed, so there is nothing to audit here; the caller decides whether
+        // the failed attempt is worth a row of its own.
+        return Ok(false);
+    }
+    insert_audit(&tx, audit)?;
+    tx.commit()?;
+    Ok(true)
+}
+
+pub(super) fn agent_get(conn: &mut Connection, id: &str) -> Result<Option<AgentRecord>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = ?1"))?;
+    Ok(stmt.query_row([id], agent_from_row).optional()?)
+}
+
+pub(super) fn agent_list(conn: &mut Connection) -> Result<Vec<AgentRecord>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {AGENT_COLUMNS} FROM agents ORDER BY id"))?;
+    let rows = stmt.query_map([], agent_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(super) fn agent_count_by_role(conn: &mut Connection, role: Role) -> Result<u64, StoreError> {
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM agents WHERE role = ?1 AND disabled = 0",
+        [role.as_str()],
+        |r| r.get(0),
+    )?;
+    // count(*) is never negative.
+    Ok(n.max(0) as u64)
+}
+
+pub(super) fn audit(conn: &mut Connection, e: &AuditEntry) -> Result<(), StoreError> {
+    insert_audit(conn, e)
+}
+
+pub(super) fn audit_list(conn: &mut Connection, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT at_utc, actor, action, target, detail, result FROM audit
+         ORDER BY at_utc DESC, id DESC LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([limit], |r| {
+        Ok(AuditEntry {
+            at_utc: r.get(0)?,
+            actor: r.get(1)?,
+            action: r.get(2)?,
+            target: r.get(3)?,
+            detail: r.get(4)?,
+            result: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }

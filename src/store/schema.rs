@@ -65,6 +65,31 @@ const MIGRATIONS: &[&str] = &[
         value INTEGER NOT NULL
     ) WITHOUT ROWID;
     ",
+    // Version 2: agent accounts and the audit trail of account changes and supervisor
+    // controls.
+    "
+    CREATE TABLE agents (
+        id            TEXT PRIMARY KEY CHECK (length(id) BETWEEN 1 AND 32),
+        name          TEXT NOT NULL,
+        role          TEXT NOT NULL CHECK (role IN ('agent', 'supervisor', 'admin')),
+        password_hash TEXT NOT NULL,
+        created_utc   TEXT NOT NULL,
+        updated_utc   TEXT NOT NULL,
+        disabled      INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1))
+    );
+
+    -- Append-only by convention: nothing in Switchboard updates or deletes audit rows.
+    CREATE TABLE audit (
+        id     INTEGER PRIMARY KEY,
+        at_utc TEXT NOT NULL,
+        actor  TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT,
+        detail TEXT,
+        result TEXT NOT NULL CHECK (result IN ('ok', 'denied', 'failed'))
+    );
+    CREATE INDEX audit_at_utc ON audit (at_utc);
+    ",
 ];
 
 /// The schema version this build creates and understands.
@@ -82,6 +107,8 @@ pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
     let found = user_version(&conn).map_err(at)?;
     check_version(found, &name)?;
 
+    restrict_permissions(path);
+
     // WAL lets the CLI read while the daemon writes; with synchronous=FULL every commit is
     // on disk before it returns, which is what makes an Ok from the store durable.
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(at)?;
@@ -93,6 +120,40 @@ pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
 
     migrate(&mut conn, &name)?;
     Ok(conn)
+}
+
+/// Takes away the access of "other" users to the database and its `-wal` and `-shm` files,
+/// because they hold password hashes. SQLite creates new `-wal` and `-shm` files with the
+/// database file's permissions, so this is done before the journal mode is set. The
+/// owner's group keeps its access, like the control socket's, for installations that run
+/// the command line under a shared group. A failure (say, the file belongs to another
+/// user) is only logged: the database still works, and the directory's permissions may
+/// protect it anyway.
+fn restrict_permissions(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut files = vec![path.to_owned()];
+    for suffix in ["-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        files.push(name.into());
+    }
+    for file in files {
+        let result = std::fs::metadata(&file).and_then(|meta| {
+            let mode = meta.permissions().mode();
+            if mode & 0o007 == 0 {
+                return Ok(());
+            }
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode & 0o7770))
+        });
+        match result {
+            Ok(()) => {}
+            // The -wal and -shm files exist only while a connection has the database open.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(file = %file.display(), error = %e, "cannot restrict the database's permissions")
+            }
+        }
+    }
 }
 
 fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
