@@ -68,7 +68,7 @@ pub fn request(data_dir: &Path, request: &Request, follow: bool) -> Result<ExitC
 
 /// Prints the daemon's state for a person, or as JSON.
 pub fn status(data_dir: &Path, json: bool) -> Result<ExitCode> {
-    let s = ask(data_dir, &Request::Status)?;
+    let s = ask(data_dir, &Request::Status {})?;
     if json {
         println!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(ExitCode::SUCCESS);
@@ -97,6 +97,14 @@ pub fn status(data_dir: &Path, json: bool) -> Result<ExitCode> {
         n(&e["recording_blocks_dropped"]),
         n(&e["card_events_lost"])
     );
+    println!(
+        "recorder: {} blocks written, {} without a recording, {} files failed; simulator: {} reports lost",
+        n(&s["recorder"]["blocks_written"]),
+        n(&s["recorder"]["blocks_unknown_slot"]),
+        n(&s["recorder"]["files_failed"]),
+        n(&s["sim_reports_dropped"])
+    );
+    println!("agents: {} sessions on port {}", n(&s["agent_sessions"]), n(&s["agent_port"]));
     let mut kinds: Vec<(String, u64)> = Vec::new();
     for p in s["ports"].as_array().into_iter().flatten() {
         let kind = p["kind"].as_str().unwrap_or("?").to_string();

@@ -117,7 +117,7 @@ enum SimCommand {
         port: u16,
         tone: String,
     },
-    /// Records what the far end of a port hears into a WAV file.
+    /// Records what the far end of a port hears into DATA_DIR/sim-recordings/NAME.wav.
     Record {
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -125,7 +125,7 @@ enum SimCommand {
         port: u16,
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
-        out: PathBuf,
+        name: String,
     },
     /// Prints every call event and far-end report until interrupted.
     Watch {
@@ -299,12 +299,10 @@ fn sim(cmd: SimCommand) -> Result<ExitCode> {
             let tone = if tone == "off" { None } else { Some(tone) };
             (data_dir, Request::SimTone { port, tone }, false)
         }
-        SimCommand::Record { data_dir, port, seconds, out } => {
-            // The daemon writes the file, so it needs an absolute path.
-            let out = std::path::absolute(&out).with_context(|| format!("bad path {}", out.display()))?;
-            (data_dir, Request::SimRecord { port, seconds, path: out.display().to_string() }, false)
+        SimCommand::Record { data_dir, port, seconds, name } => {
+            (data_dir, Request::SimRecord { port, seconds, name }, false)
         }
-        SimCommand::Watch { data_dir } => (data_dir, Request::Watch, true),
+        SimCommand::Watch { data_dir } => (data_dir, Request::Watch {}, true),
     };
     cli::request(&paths::data_dir(data_dir), &request, follow)
 }

@@ -185,6 +185,8 @@ pub struct CallManager {
     settings: CallSettings,
     kinds: Vec<ChannelKind>,
     seats: Vec<SeatState>,
+    /// Whether each seat may be offered calls (its agent is idle, or it has none).
+    available: Vec<bool>,
     cid: Vec<CidCollector>,
     /// Last ring seen on each trunk that has no route, so one unrouted call is logged once
     /// and not once per ring burst.
@@ -202,6 +204,7 @@ impl CallManager {
         CallManager {
             kinds: card.channels.iter().map(|c| c.kind).collect(),
             seats: vec![SeatState::Idle; n],
+            available: vec![true; n],
             cid: vec![CidCollector::default(); n],
             unrouted_ring: vec![None; n],
             calls: Vec::new(),
@@ -210,6 +213,11 @@ impl CallManager {
             next_id: 1,
             actions: VecDeque::new(),
         }
+    }
+
+    /// Whether actions wait to be polled.
+    pub fn has_actions(&self) -> bool {
+        !self.actions.is_empty()
     }
 
     /// The next action to carry out, if any.
@@ -270,11 +278,15 @@ impl CallManager {
             Input::Digit { channel, digit } => self.digit(now, channel, digit),
             Input::Tone { channel, tone } => {
                 if self.settings.tone_disconnect
-                    && matches!(tone, ProgressTone::Busy | ProgressTone::Congestion)
+                    && matches!(tone, ProgressTone::Busy | ProgressTone::Congestion | ProgressTone::Dial)
                 {
                     if let Some(i) = self.call_on_trunk(channel) {
                         if matches!(self.calls[i].state, CallState::Talking { .. }) {
-                            self.far_end_released(now, i, "caller hung up (busy tone)");
+                            let cause = match tone {
+                                ProgressTone::Dial => "caller hung up (dial tone)",
+                                _ => "caller hung up (busy tone)",
+                            };
+                            self.far_end_released(now, i, cause);
                         }
                     }
                 }
@@ -393,7 +405,12 @@ impl CallManager {
             .iter()
             .enumerate()
             .filter_map(|(pos, &p)| ChannelId::from_port(p).map(|c| (pos, c)))
-            .filter(|(_, c)| self.seats.get(usize::from(c.0)) == Some(&SeatState::Idle) && !tried.contains(c))
+            .filter(|(_, c)| {
+                let i = usize::from(c.0);
+                self.seats.get(i) == Some(&SeatState::Idle)
+                    && self.available.get(i) == Some(&true)
+                    && !tried.contains(c)
+            })
             .collect();
         let chosen: Vec<ChannelId> = match route.strategy {
             Strategy::RingAll => idle.iter().map(|&(_, c)| c).collect(),
@@ -456,12 +473,15 @@ impl CallManager {
             }
         }
         self.ring_seats(now, i);
+        self.offer_waiting(now);
     }
 
     fn abandon(&mut self, now: Instant, i: usize) {
         self.stop_ringing(i, None);
         let call = self.calls.remove(i);
         self.end(now, call.id, Disposition::NoAnswer, "caller abandoned");
+        // The seats it rang are free for calls that wait.
+        self.offer_waiting(now);
     }
 
     fn end(&mut self, now: Instant, call: CallId, disposition: Disposition, cause: &'static str) {
@@ -520,6 +540,39 @@ impl CallManager {
         }
     }
 
+    /// Says whether a seat may be offered calls (an agent paused or in wrap-up may not).
+    pub fn set_available(&mut self, now: Instant, seat: ChannelId, available: bool) {
+        let Some(slot) = self.available.get_mut(usize::from(seat.0)) else { return };
+        let was = std::mem::replace(slot, available);
+        if available && !was {
+            self.offer_waiting(now);
+        }
+    }
+
+    /// The trunk of the call a seat is talking on.
+    pub fn trunk_of_seat(&self, seat: ChannelId) -> Option<ChannelId> {
+        match self.seats.get(usize::from(seat.0)) {
+            Some(SeatState::Talking(call)) => self.calls.iter().find(|c| c.id == *call).map(|c| c.trunk),
+            _ => None,
+        }
+    }
+
+    /// Releases the call a seat is talking on, at the agent's or a supervisor's request: the
+    /// caller is released and the seat hears busy tone until the handset goes down.
+    pub fn release_seat(&mut self, now: Instant, seat: ChannelId, cause: &'static str) -> bool {
+        let index = usize::from(seat.0);
+        let Some(SeatState::Talking(call)) = self.seats.get(index).copied() else { return false };
+        let Some(i) = self.call_index(call) else { return false };
+        let call = self.calls.remove(i);
+        self.push(Action::Media(EngineCmd::Line { channel: call.trunk, command: LineCommand::OnHook }));
+        self.push(Action::StopRecording { call: call.id, channel: call.trunk });
+        self.push(Action::Media(EngineCmd::Unbridge { channel: call.trunk }));
+        self.seats[index] = SeatState::Released;
+        self.push(Action::Media(EngineCmd::PlayTone { channel: seat, tone: ProgressTone::Busy }));
+        self.end(now, call.id, Disposition::Answered, cause);
+        true
+    }
+
     /// Gives calls that wait for a seat another chance after a seat became idle.
     fn offer_waiting(&mut self, now: Instant) {
         for i in 0..self.calls.len() {
@@ -551,6 +604,8 @@ impl CallManager {
         }
         self.push(Action::Cdr(CdrUpdate::Answer { call, at: now, seat }));
         self.push(Action::Event(CallEvent::Answered { call, seat }));
+        // The other seats that rang are free for calls that wait.
+        self.offer_waiting(now);
     }
 
     fn digit(&mut self, now: Instant, channel: ChannelId, digit: char) {

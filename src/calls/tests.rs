@@ -213,3 +213,52 @@ fn unrouted_trunk_gets_a_failed_cdr() {
     // The next ring burst of the same call is not a new call.
     assert!(line(&mut m, t0 + Duration::from_secs(5), ChannelId(1), LineEvent::RingBegin).is_empty());
 }
+
+#[test]
+fn seats_freed_by_an_answer_go_to_the_waiting_call() {
+    let t0 = Instant::now();
+    // Call 1 rings every seat; call 2 arrives and waits.
+    let settings = CallSettings {
+        routes: vec![Route {
+            name: "all".into(),
+            trunks: vec![1, 2],
+            seats: vec![3, 4, 5],
+            strategy: Strategy::RingAll,
+        }],
+        ..CallSettings::default()
+    };
+    let mut m = CallManager::new(&card(), settings);
+    line(&mut m, t0, T1, LineEvent::RingBegin);
+    let a = line(&mut m, t0, ChannelId(1), LineEvent::RingBegin);
+    assert!(a.contains(&Action::Event(CallEvent::Waiting { call: CallId(2) })));
+    // S1 answers call 1: S2 and S3 stop ringing for it and ring for call 2 at once.
+    let a = line(&mut m, t0, S1, LineEvent::OffHook);
+    assert_eq!(ringing(&a), vec![S2, S3]);
+    assert!(a.contains(&Action::Event(CallEvent::SeatRinging { call: CallId(2), seat: S2 })));
+}
+
+#[test]
+fn unavailable_seats_are_skipped_and_a_seat_becoming_available_takes_a_waiting_call() {
+    let (mut m, t0) = manager(Strategy::Sequential);
+    for seat in [S1, S2, S3] {
+        m.set_available(t0, seat, false);
+    }
+    let a = line(&mut m, t0, T1, LineEvent::RingBegin);
+    assert!(a.contains(&Action::Event(CallEvent::Waiting { call: CallId(1) })));
+    m.set_available(t0, S2, true);
+    assert_eq!(ringing(&drain(&mut m)), vec![S2]);
+}
+
+#[test]
+fn a_released_seat_call_ends_and_frees_the_trunk() {
+    let (mut m, t0) = manager(Strategy::Sequential);
+    line(&mut m, t0, T1, LineEvent::RingBegin);
+    line(&mut m, t0, S1, LineEvent::OffHook);
+    assert_eq!(m.trunk_of_seat(S1), Some(T1));
+    assert!(m.release_seat(t0, S1, "released from the agent desktop"));
+    let a = drain(&mut m);
+    assert!(a.contains(&Action::Media(EngineCmd::Line { channel: T1, command: LineCommand::OnHook })));
+    assert!(a.contains(&Action::Media(EngineCmd::PlayTone { channel: S1, tone: ProgressTone::Busy })));
+    assert!(!m.release_seat(t0, S1, "again"));
+    assert_eq!(m.active_calls(), 0);
+}

@@ -75,6 +75,8 @@ struct RawConfig {
     route: Vec<RawRoute>,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    agent: RawAgent,
     /// The tone plan when `engine.tone_zone = "custom"`.
     tones: Option<Spanned<RawTones>>,
 }
@@ -223,6 +225,41 @@ struct RawRoute {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+struct RawAgent {
+    listen: Spanned<String>,
+    wrap_up_s: u64,
+    ring_seats_without_agent: bool,
+    integration_keys: Spanned<Vec<String>>,
+    login_timeout_s: u64,
+    max_sessions: Spanned<usize>,
+}
+
+impl Default for RawAgent {
+    fn default() -> Self {
+        RawAgent {
+            listen: Spanned::new(0..0, "0.0.0.0:7070".into()),
+            wrap_up_s: 10,
+            ring_seats_without_agent: true,
+            integration_keys: Spanned::new(0..0, Vec::new()),
+            login_timeout_s: 30,
+            max_sessions: Spanned::new(0..0, 1000),
+        }
+    }
+}
+
+/// Settings of the agent control protocol.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentConfig {
+    pub listen: std::net::SocketAddr,
+    pub wrap_up: Duration,
+    pub ring_seats_without_agent: bool,
+    pub integration_keys: Vec<String>,
+    pub login_timeout: Duration,
+    pub max_sessions: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 struct RawLog {
     level: Spanned<String>,
 }
@@ -253,6 +290,7 @@ pub struct Config {
     pub tone_zone: ToneZone,
     pub calls: CallSettings,
     pub log_level: String,
+    pub agent: AgentConfig,
 }
 
 impl Config {
@@ -366,19 +404,31 @@ fn validate(
         ));
     }
     let seat_ring_timeout = *raw.calls.seat_ring_timeout_s.get_ref();
-    if seat_ring_timeout == 0 {
+    if !(1..=3600).contains(&seat_ring_timeout) {
         errors.push(at(
             span_of(raw.calls.seat_ring_timeout_s.span()),
             "calls.seat_ring_timeout_s".into(),
-            "must be at least 1 second".into(),
+            format!("{seat_ring_timeout} is out of range: use 1-3600 seconds"),
         ));
     }
     let ring_gap = *raw.calls.trunk_ring_gap_s.get_ref();
-    if ring_gap == 0 {
+    // The gap must outlast the silence between two rings, or every call would look
+    // abandoned between ring bursts.
+    let min_gap_ms = u64::from(sim.ring_cadence_ms.1) + 500;
+    if !(1..=60).contains(&ring_gap) {
         errors.push(at(
             span_of(raw.calls.trunk_ring_gap_s.span()),
             "calls.trunk_ring_gap_s".into(),
-            "must be at least 1 second".into(),
+            format!("{ring_gap} is out of range: use 1-60 seconds"),
+        ));
+    } else if ring_gap * 1000 < min_gap_ms {
+        errors.push(at(
+            span_of(raw.calls.trunk_ring_gap_s.span()),
+            "calls.trunk_ring_gap_s".into(),
+            format!(
+                "{ring_gap} s is shorter than the {} ms between rings (sim.ring_cadence_ms) plus a margin",
+                sim.ring_cadence_ms.1
+            ),
         ));
     }
 
@@ -465,6 +515,54 @@ fn validate(
         }
     };
 
+    let a = &raw.agent;
+    let listen = a.listen.get_ref().parse().unwrap_or_else(|_| {
+        errors.push(at(
+            span_of(a.listen.span()),
+            "agent.listen".into(),
+            format!("`{}` is not an address:port such as 0.0.0.0:7070", a.listen.get_ref()),
+        ));
+        std::net::SocketAddr::from(([0, 0, 0, 0], 7070))
+    });
+    for key in a.integration_keys.get_ref() {
+        if key.len() < 16 {
+            errors.push(at(
+                span_of(a.integration_keys.span()),
+                "agent.integration_keys".into(),
+                "an integration key must be at least 16 characters".into(),
+            ));
+        }
+    }
+    if a.wrap_up_s > 3600 {
+        errors.push(at(
+            None,
+            "agent.wrap_up_s".into(),
+            format!("{} is out of range: use 0-3600 seconds", a.wrap_up_s),
+        ));
+    }
+    if !(1..=3600).contains(&a.login_timeout_s) {
+        errors.push(at(
+            None,
+            "agent.login_timeout_s".into(),
+            format!("{} is out of range: use 1-3600 seconds", a.login_timeout_s),
+        ));
+    }
+    if *a.max_sessions.get_ref() == 0 {
+        errors.push(at(
+            span_of(a.max_sessions.span()),
+            "agent.max_sessions".into(),
+            "must be at least 1".into(),
+        ));
+    }
+    let agent = AgentConfig {
+        listen,
+        wrap_up: Duration::from_secs(a.wrap_up_s),
+        ring_seats_without_agent: a.ring_seats_without_agent,
+        integration_keys: a.integration_keys.get_ref().clone(),
+        login_timeout: Duration::from_secs(a.login_timeout_s.max(1)),
+        max_sessions: *a.max_sessions.get_ref(),
+    };
+
     let level = raw.log.level.get_ref().to_ascii_lowercase();
     if !["error", "warn", "info", "debug", "trace"].contains(&level.as_str()) {
         errors.push(at(
@@ -499,6 +597,7 @@ fn validate(
             tone_disconnect: raw.calls.tone_disconnect,
         },
         log_level: level,
+        agent,
     })
 }
 
@@ -564,6 +663,15 @@ mod tests {
         assert_eq!(c.tone_zone.spec(crate::dsp::tone::ProgressTone::Busy).unwrap().on_ms(), 375);
         let e = Config::parse(base, "x.toml").unwrap_err();
         assert_eq!((e.0[0].line, e.0[0].key.as_str()), (4, "engine.tone_zone"));
+    }
+
+    #[test]
+    fn huge_or_inconsistent_timeouts_are_refused() {
+        let text = "[card]\ndriver = \"sim\"\n[calls]\nseat_ring_timeout_s = 18446744073709551615\ntrunk_ring_gap_s = 3\n";
+        let e = Config::parse(text, "x.toml").unwrap_err();
+        let keys: Vec<_> = e.0.iter().map(|e| (e.line, e.key.as_str())).collect();
+        assert_eq!(keys, vec![(4, "calls.seat_ring_timeout_s"), (5, "calls.trunk_ring_gap_s")]);
+        assert!(e.0[1].message.contains("shorter than the 4000 ms between rings"), "{e}");
     }
 
     #[test]

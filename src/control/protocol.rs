@@ -17,7 +17,7 @@ pub const MAX_LINE: usize = 64 * 1024;
 pub enum Request {
     /// The daemon's state: card, engine counters, calls.
     #[serde(rename = "status")]
-    Status,
+    Status {},
     /// The most recent CDRs.
     #[serde(rename = "cdr.list")]
     CdrList {
@@ -26,7 +26,7 @@ pub enum Request {
     },
     /// Streams every call event and far-end report until the client disconnects.
     #[serde(rename = "watch")]
-    Watch,
+    Watch {},
     /// Makes the simulated exchange call a trunk port.
     #[serde(rename = "sim.call")]
     SimCall {
@@ -63,10 +63,10 @@ pub enum Request {
     /// The far end of a port plays a call-progress tone of the zone (null: stops).
     #[serde(rename = "sim.tone")]
     SimTone { port: u16, tone: Option<String> },
-    /// Records what the far end of a port hears for `seconds` into a WAV file at `path` (on
-    /// the daemon's machine). Answers when the recording is written.
+    /// Records what the far end of a port hears for `seconds` into
+    /// `DATA_DIR/sim-recordings/NAME.wav`. Answers with the path when the file is written.
     #[serde(rename = "sim.record")]
-    SimRecord { port: u16, seconds: f64, path: String },
+    SimRecord { port: u16, seconds: f64, name: String },
 }
 
 fn default_limit() -> u32 {
@@ -78,11 +78,9 @@ fn default_digits_delay() -> u32 {
 }
 
 /// An incoming line: the request and the client's id for it.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Envelope {
-    #[serde(default)]
     pub id: Option<serde_json::Value>,
-    #[serde(flatten)]
     pub request: Request,
 }
 
@@ -174,11 +172,15 @@ pub struct NoticeLine {
 
 /// Parses one request line, with an error message fit to send back.
 pub fn parse_request(line: &str) -> Result<Envelope, (Option<serde_json::Value>, String)> {
-    serde_json::from_str::<Envelope>(line).map_err(|e| {
-        // Echo the id back when the line was valid JSON with an id, so the client can match.
-        let id = serde_json::from_str::<serde_json::Value>(line).ok().and_then(|v| v.get("id").cloned());
-        (id, format!("bad request: {e}"))
-    })
+    let mut value: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| (None, format!("bad request: {e}")))?;
+    // The id is taken out first so that the request itself is checked strictly: an unknown
+    // or misspelt field is an error, not silently ignored.
+    let id = value.as_object_mut().and_then(|o| o.remove("id"));
+    match serde_json::from_value::<Request>(value) {
+        Ok(request) => Ok(Envelope { id, request }),
+        Err(e) => Err((id, format!("bad request: {e}"))),
+    }
 }
 
 #[cfg(test)]
@@ -205,5 +207,9 @@ mod tests {
         assert!(msg.starts_with("bad request"));
         let (_, msg) = parse_request(r#"{"cmd":"sim.call","port":"one"}"#).unwrap_err();
         assert!(msg.contains("invalid type"), "{msg}");
+        let (_, msg) = parse_request(r#"{"cmd":"sim.call","port":1,"hangup_afer":2}"#).unwrap_err();
+        assert!(msg.contains("unknown field `hangup_afer`"), "{msg}");
+        let (_, msg) = parse_request(r#"{"cmd":"status","extra":1}"#).unwrap_err();
+        assert!(msg.contains("extra"), "{msg}");
     }
 }

@@ -16,6 +16,9 @@ use crate::control::protocol::{parse_request, Notice, NoticeLine, Request, Respo
 /// Connections served at once; more wait in the kernel's backlog.
 const MAX_CONNECTIONS: usize = 64;
 
+/// How long a connection may stay without sending a request.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// How long a `sim.call` watcher waits for its call to be offered before giving up.
 const OFFER_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -90,7 +93,13 @@ async fn connection(
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let mut buf = Vec::new();
-    while let Some(line) = read_line(&mut reader, &mut buf).await? {
+    loop {
+        // An idle connection gives its place back: the socket serves a handful of tools.
+        let Ok(line) = tokio::time::timeout(IDLE_TIMEOUT, read_line(&mut reader, &mut buf)).await else {
+            send(&mut write, &Response::error(None, "idle for too long, closing")).await?;
+            return Ok(());
+        };
+        let Some(line) = line? else { break };
         if let Err(e) = line {
             send(&mut write, &Response::error(None, e)).await?;
             continue;
@@ -115,12 +124,24 @@ async fn connection(
         let id = envelope.id;
         // Subscribe before the core acts, so no notice of the new call is missed.
         let watch = match &envelope.request {
-            Request::Watch => Some((notices.subscribe(), None)),
+            Request::Watch {} => Some((notices.subscribe(), None)),
             Request::SimCall { watch: true, port, .. } => Some((notices.subscribe(), Some(*port))),
             _ => None,
         };
         let (reply, answer) = oneshot::channel();
-        if core.send(CoreRequest { request: envelope.request, reply }).await.is_err() {
+        let play = match &envelope.request {
+            Request::SimCall { play: Some(path), .. } => {
+                match super::core::load_wav(std::path::PathBuf::from(path)).await {
+                    Ok(audio) => Some(audio),
+                    Err(message) => {
+                        send(&mut write, &Response::error(id, message)).await?;
+                        continue;
+                    }
+                }
+            }
+            _ => None,
+        };
+        if core.send(CoreRequest { request: envelope.request, play, reply }).await.is_err() {
             send(&mut write, &Response::error(id, "the daemon is stopping")).await?;
             return Ok(());
         }

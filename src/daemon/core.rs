@@ -15,6 +15,9 @@ use tracing::{debug, error, info, warn};
 
 use super::control_server;
 use super::DaemonError;
+use crate::agent::hub::{Hub, HubAction, HubSettings, SessionId};
+use crate::agent::server::{AgentMsg, ServerSettings};
+use crate::agent::tags::{self, Tags};
 use crate::audio::recorder::{recording_rel_path, RecControl, RecDone, RecorderThread};
 use crate::calls::{Action, CallEvent, CallId, CallManager, CdrUpdate, Disposition, Input};
 use crate::config::Config;
@@ -28,14 +31,23 @@ use crate::store::{self, Store, StoreHandle};
 /// DTMF and tone events are already debounced over tens of milliseconds.
 const PUMP_INTERVAL: Duration = Duration::from_millis(5);
 
+/// How long a slot whose recording failed mid-call stays unused.
+const SLOT_QUARANTINE: Duration = Duration::from_secs(1);
+
 /// Recording slots: at most this many recordings at once.
 const RECORDING_SLOTS: u16 = 1024;
 
 /// A request from a control connection to the core.
 pub(super) struct CoreRequest {
     pub request: Request,
+    /// The audio of `sim.call`'s `play` file, loaded by the connection task so that a slow
+    /// or huge file never holds up the core.
+    pub play: Option<Arc<[i16]>>,
     pub reply: oneshot::Sender<Result<serde_json::Value, String>>,
 }
+
+/// Largest WAV file `sim.call` plays.
+const MAX_PLAY_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Completes on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
@@ -59,6 +71,7 @@ struct CallRecord {
     vocid: Option<String>,
     slot: Option<u16>,
     trunk: ChannelId,
+    caller: String,
 }
 
 /// The daemon once started.
@@ -67,6 +80,8 @@ pub(super) struct Running {
     listener: tokio::net::UnixListener,
     socket: PathBuf,
     recorder: RecorderThread,
+    agent_listener: tokio::net::TcpListener,
+    agent_settings: ServerSettings,
     _lock: nix::fcntl::Flock<std::fs::File>,
 }
 
@@ -81,12 +96,25 @@ struct Core {
     records: HashMap<CallId, CallRecord>,
     /// `sim.record` requests waiting for their far end's buffer to fill.
     far_recordings: HashMap<ChannelId, (PathBuf, oneshot::Sender<Result<serde_json::Value, String>>)>,
+    data_dir: PathBuf,
     free_slots: Vec<u16>,
+    /// Slots waiting until no block of their last recording can still arrive.
+    quarantine: Vec<(Instant, u16)>,
+    rec_stats: Arc<crate::audio::recorder::RecorderStats>,
     notices: broadcast::Sender<Notice>,
     /// The same moment on the monotonic clock and the wall clock, to date events.
     epoch: (Instant, OffsetDateTime),
     /// Keeps the prompt table alive for the engine.
     _prompts: Arc<Prompts>,
+    hub: Hub,
+    /// Each agent session's queue of lines and the way to close it.
+    agent_sessions: HashMap<SessionId, AgentConn>,
+    agent_addr: std::net::SocketAddr,
+}
+
+struct AgentConn {
+    out: mpsc::Sender<String>,
+    close: Option<oneshot::Sender<String>>,
 }
 
 impl Running {
@@ -155,6 +183,29 @@ impl Running {
                 .map_err(|source| DaemonError::Socket { path: socket.clone(), source })?;
         }
 
+        let agent_listener = tokio::net::TcpListener::bind(config.agent.listen)
+            .await
+            .map_err(|source| DaemonError::AgentPort { addr: config.agent.listen, source })?;
+        let agent_addr = agent_listener.local_addr().unwrap_or(config.agent.listen);
+        let agent_settings = ServerSettings {
+            max_sessions: config.agent.max_sessions,
+            login_timeout: config.agent.login_timeout,
+            integration_keys: config.agent.integration_keys.clone(),
+        };
+        let hub = Hub::new(
+            &info,
+            HubSettings {
+                wrap_up: config.agent.wrap_up,
+                ring_seats_without_agent: config.agent.ring_seats_without_agent,
+            },
+        );
+        info!("agent protocol on {agent_addr}");
+        match crate::accounts::admin_hint(&store).await {
+            Ok(Some(hint)) => warn!("{hint}"),
+            Ok(None) => {}
+            Err(e) => warn!("cannot check for an admin account: {e}"),
+        }
+
         let (notices, _) = broadcast::channel(4096);
         let calls = CallManager::new(&info, config.calls.clone());
         info!(
@@ -168,7 +219,7 @@ impl Running {
             data_dir.display()
         );
         info!("control socket {}", socket.display());
-        let core = Core {
+        let mut core = Core {
             info,
             engine,
             far: far_handle,
@@ -178,16 +229,36 @@ impl Running {
             rec_done: done_rx,
             records: HashMap::new(),
             far_recordings: HashMap::new(),
+            data_dir: data_dir.to_path_buf(),
             free_slots: (0..RECORDING_SLOTS).rev().collect(),
+            quarantine: Vec::new(),
+            rec_stats: recorder.stats(),
             notices,
             epoch: (Instant::now(), OffsetDateTime::now_utc()),
             _prompts: prompts,
+            hub,
+            agent_sessions: HashMap::new(),
+            agent_addr,
         };
-        Ok(Running { core, listener, socket, recorder, _lock: lock })
+        // Seats the hub does not offer calls to (no agent, when that is required).
+        let now = Instant::now();
+        let unavailable: Vec<ChannelId> =
+            core.hub.availability().filter(|(_, available)| !available).map(|(seat, _)| seat).collect();
+        for seat in unavailable {
+            core.calls.set_available(now, seat, false);
+        }
+        Ok(Running { core, listener, socket, recorder, agent_listener, agent_settings, _lock: lock })
     }
 
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
-        let Running { mut core, listener, socket, recorder, _lock } = self;
+        let Running { mut core, listener, socket, recorder, agent_listener, agent_settings, _lock } = self;
+        let (agent_tx, mut agent_rx) = mpsc::channel::<AgentMsg>(1024);
+        let agents = tokio::spawn(crate::agent::server::serve(
+            agent_listener,
+            agent_tx,
+            core.store.clone(),
+            agent_settings,
+        ));
         let (req_tx, mut requests) = mpsc::channel::<CoreRequest>(64);
         let server =
             tokio::spawn(control_server::serve(listener, req_tx, core.notices.clone(), core.info.clone()));
@@ -202,12 +273,14 @@ impl Running {
                 _ = pump.tick() => core.pump().await,
                 Some(req) = requests.recv() => core.handle_request(req).await,
                 Some(done) = core.rec_done.recv() => core.recording_done(done),
+                Some(msg) = agent_rx.recv() => core.agent_msg(msg).await,
             }
         }
 
         info!("stopping");
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
         server.abort();
+        agents.abort();
         let _ = std::fs::remove_file(&socket);
         core.stop_calls();
         core.engine.stop();
@@ -253,6 +326,102 @@ impl Core {
         });
     }
 
+    async fn agent_msg(&mut self, msg: AgentMsg) {
+        let now = Instant::now();
+        match msg {
+            AgentMsg::Connected { session, addr, out, close } => {
+                self.hub.connect(session, addr);
+                self.agent_sessions.insert(session, AgentConn { out, close: Some(close) });
+            }
+            AgentMsg::LoggedIn { session, identity, id } => {
+                let result = json!({
+                    "agent": identity.agent,
+                    "name": identity.name,
+                    "role": identity.role.name(),
+                    "isAdmin": identity.role == crate::agent::hub::Role::Admin,
+                });
+                self.hub.logged_in(session, identity);
+                self.send_line(session, crate::agent::protocol::ServerLine::ok(id, result).to_line());
+            }
+            AgentMsg::Request { session, id, request } => self.hub.request(now, session, id, request),
+            AgentMsg::Disconnected { session } => {
+                self.hub.disconnect(session);
+                self.agent_sessions.remove(&session);
+            }
+        }
+        self.apply_hub_actions().await;
+    }
+
+    fn send_line(&mut self, session: SessionId, line: String) {
+        let Some(conn) = self.agent_sessions.get_mut(&session) else { return };
+        if let Err(mpsc::error::TrySendError::Full(_)) = conn.out.try_send(line) {
+            // The client does not read: drop it rather than slow everyone down.
+            warn!(
+                "agent session {session}: disconnected, it stopped reading ({} lines queued)",
+                crate::agent::server::OUT_QUEUE
+            );
+            self.close_session(session, "the client stopped reading".into());
+        }
+    }
+
+    fn close_session(&mut self, session: SessionId, reason: String) {
+        if let Some(mut conn) = self.agent_sessions.remove(&session) {
+            if let Some(close) = conn.close.take() {
+                let _ = close.send(reason);
+            }
+        }
+        self.hub.disconnect(session);
+    }
+
+    async fn apply_hub_actions(&mut self) {
+        let now = Instant::now();
+        while let Some(action) = self.hub.poll_action() {
+            match action {
+                HubAction::Send { session, line } => self.send_line(session, line),
+                HubAction::Close { session, reason } => self.close_session(session, reason),
+                HubAction::Release { seat } => {
+                    if !self.calls.release_seat(now, seat, "released from the agent desktop") {
+                        warn!("{seat}: release asked but the seat is not talking");
+                    }
+                }
+                HubAction::SendDtmf { seat, digits } => {
+                    match (self.calls.trunk_of_seat(seat), heapless::String::try_from(digits.as_str())) {
+                        (Some(trunk), Ok(digits)) => {
+                            self.engine(EngineCmd::SendDtmf { channel: trunk, digits })
+                        }
+                        _ => warn!("{seat}: DTMF asked but the seat has no call"),
+                    }
+                }
+                HubAction::Availability { seat, available } => self.calls.set_available(now, seat, available),
+                HubAction::Audit { actor, action, target, detail, result } => {
+                    info!("audit: {actor} {action} {} -> {result}", target.as_deref().unwrap_or("-"));
+                    let result = match result {
+                        "ok" => store::AuditResult::Ok,
+                        "denied" => store::AuditResult::Denied,
+                        _ => store::AuditResult::Failed,
+                    };
+                    let mut entry = store::AuditEntry::new(
+                        OffsetDateTime::now_utc(),
+                        &actor,
+                        &format!("control.{action}"),
+                        result,
+                    );
+                    entry.target = target;
+                    entry.detail = detail;
+                    self.persist("audit", self.store.audit(entry));
+                }
+            }
+        }
+        // Hub actions can make calls act (a release, a seat becoming free).
+        if self.calls_pending() {
+            Box::pin(self.apply_actions()).await;
+        }
+    }
+
+    fn calls_pending(&self) -> bool {
+        self.calls.has_actions()
+    }
+
     async fn pump(&mut self) {
         while let Some(event) = self.engine.poll_event() {
             let now = Instant::now();
@@ -287,11 +456,19 @@ impl Core {
             self.calls.handle_timeout(now);
             self.apply_actions().await;
         }
+        if self.hub.poll_timeout().is_some_and(|t| t <= now) {
+            self.hub.handle_timeout(now);
+            self.apply_hub_actions().await;
+        }
         while let Ok(report) = self.far.reports.pop() {
             let (channel, what) = describe_report(report);
             debug!("far end of {channel}: {what}");
             self.notify(Notice::Far { port: channel.port(), what });
         }
+        let now = Instant::now();
+        let (ready, waiting): (Vec<_>, Vec<_>) = self.quarantine.drain(..).partition(|(t, _)| *t <= now);
+        self.quarantine = waiting;
+        self.free_slots.extend(ready.into_iter().map(|(_, slot)| slot));
         // Buffers the far end finished with are freed here, off the real-time thread.
         while self.far.spent.pop().is_ok() {}
         while let Ok((channel, buffer)) = self.far.captured.pop() {
@@ -312,10 +489,9 @@ impl Core {
     }
 
     async fn handle_request(&mut self, req: CoreRequest) {
-        if let Request::SimRecord { port, seconds, path } = &req.request {
-            match self.start_far_recording(*port, *seconds, path) {
-                Ok(channel) => {
-                    let path = PathBuf::from(path);
+        if let Request::SimRecord { port, seconds, name } = &req.request {
+            match self.start_far_recording(*port, *seconds, name) {
+                Ok((channel, path)) => {
                     self.far_recordings.insert(channel, (path, req.reply));
                 }
                 Err(e) => {
@@ -324,11 +500,16 @@ impl Core {
             }
             return;
         }
-        let result = self.request(req.request).await;
+        let result = self.request(req.request, req.play).await;
         let _ = req.reply.send(result);
     }
 
-    fn start_far_recording(&mut self, port: u16, seconds: f64, path: &str) -> Result<ChannelId, String> {
+    fn start_far_recording(
+        &mut self,
+        port: u16,
+        seconds: f64,
+        name: &str,
+    ) -> Result<(ChannelId, PathBuf), String> {
         let channel = self.port(port)?.id;
         if !(seconds.is_finite() && seconds > 0.0 && seconds <= 600.0) {
             return Err(format!("seconds {seconds} is not between 0 and 600"));
@@ -336,14 +517,21 @@ impl Core {
         if self.far_recordings.contains_key(&channel) {
             return Err(format!("port {port} is already being recorded"));
         }
-        let path = Path::new(path);
-        if !path.is_absolute() {
-            return Err(format!("the path {} must be absolute", path.display()));
+        // The daemon may run as root: it writes only below its own data directory.
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && !name.starts_with('.')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !valid {
+            return Err(format!("name {name:?} must be 1-64 letters, digits, '-', '_' or '.' (no path)"));
         }
+        let dir = self.data_dir.join("sim-recordings");
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let path = dir.join(format!("{name}.wav"));
         let samples = (seconds * 8000.0) as usize;
         let buffer = vec![0i16; samples].into_boxed_slice();
         self.far_command(FarCommand::Record { channel, buffer })?;
-        Ok(channel)
+        Ok((channel, path))
     }
 
     async fn apply_actions(&mut self) {
@@ -355,6 +543,9 @@ impl Core {
                 Action::Cdr(update) => self.cdr(update).await,
                 Action::Event(event) => self.call_event(event),
             }
+        }
+        if self.hub_pending() {
+            Box::pin(self.apply_hub_actions()).await;
         }
     }
 
@@ -410,7 +601,20 @@ impl Core {
     }
 
     fn recording_done(&mut self, done: RecDone) {
-        self.free_slots.push(done.slot);
+        // A recording that failed while its call is still up: stop the call's tap first, and
+        // free the slot only after the blocks already in flight have drained, so that the
+        // next recording on this slot gets none of this call's audio.
+        let holder = self.records.iter().find(|(_, r)| r.slot == Some(done.slot)).map(|(c, r)| (*c, r.trunk));
+        match holder {
+            Some((call, trunk)) => {
+                self.engine(EngineCmd::RecordStop { channel: trunk });
+                if let Some(r) = self.records.get_mut(&call) {
+                    r.slot = None;
+                }
+                self.quarantine.push((Instant::now() + SLOT_QUARANTINE, done.slot));
+            }
+            None => self.free_slots.push(done.slot),
+        }
         let now = OffsetDateTime::now_utc();
         match done.result {
             Ok(()) => {
@@ -442,14 +646,14 @@ impl Core {
                 let cdr = store::CdrStart {
                     call_id: call_id.clone(),
                     start,
-                    caller,
+                    caller: caller.clone(),
                     callee,
                     trunk_port: Some(trunk.port()),
                     seat_port: None,
                     direction: store::Direction::In,
                 };
                 self.persist("cdr start", self.store.cdr_start(cdr));
-                self.records.insert(call, CallRecord { call_id, vocid: None, slot: None, trunk });
+                self.records.insert(call, CallRecord { call_id, vocid: None, slot: None, trunk, caller });
             }
             CdrUpdate::Answer { call, at, seat } => {
                 if let Some(r) = self.records.get(&call) {
@@ -473,6 +677,10 @@ impl Core {
         }
     }
 
+    fn hub_pending(&self) -> bool {
+        self.hub.has_actions()
+    }
+
     fn call_id(&self, call: CallId) -> String {
         self.records.get(&call).map(|r| r.call_id.clone()).unwrap_or_else(|| format!("X{}", call.0))
     }
@@ -490,6 +698,11 @@ impl Core {
             CallEvent::SeatRinging { call, seat } => {
                 let id = self.call_id(call);
                 info!("call {id}: ringing seat {seat}");
+                let mut t = Tags::new();
+                let caller = self.records.get(&call).map(|r| r.caller.clone()).unwrap_or_default();
+                t.set(tags::CALLERID, caller);
+                t.set(tags::TTYPE, "2");
+                self.hub.ringing(seat, call.0, t, true);
                 Notice::SeatRinging { call: id, seat: seat.port() }
             }
             CallEvent::Waiting { call } => {
@@ -500,11 +713,18 @@ impl Core {
             CallEvent::Answered { call, seat } => {
                 let id = self.call_id(call);
                 info!("call {id}: answered by seat {seat}");
+                let vocid = self.records.get(&call).and_then(|r| r.vocid.clone());
+                self.hub.answered(seat, call.0, vocid.as_deref());
                 Notice::CallAnswered { call: id, seat: seat.port() }
             }
             CallEvent::Digit { call, channel, digit } => {
                 let id = self.call_id(call);
                 info!("call {id}: digit '{digit}' from {channel}");
+                if let Some(seat) = self.hub.seat_of_call(call.0) {
+                    if seat != channel {
+                        self.hub.dtmf(seat, digit);
+                    }
+                }
                 Notice::Digit { call: id, port: channel.port(), digit }
             }
             CallEvent::Ended { call, disposition, cause } => {
@@ -512,6 +732,7 @@ impl Core {
                 let id = record.as_ref().map(|r| r.call_id.clone()).unwrap_or_else(|| format!("X{}", call.0));
                 let vocid = record.and_then(|r| r.vocid);
                 info!("call {id}: ended, {}: {cause}", disposition.as_str());
+                self.hub.ended(Instant::now(), call.0, cause);
                 Notice::CallEnded {
                     call: id,
                     disposition: disposition.as_str().into(),
@@ -558,15 +779,19 @@ impl Core {
             .map_err(|_| "the simulator's command queue is full, try again".to_string())
     }
 
-    async fn request(&mut self, request: Request) -> Result<serde_json::Value, String> {
+    async fn request(
+        &mut self,
+        request: Request,
+        audio: Option<Arc<[i16]>>,
+    ) -> Result<serde_json::Value, String> {
         match request {
-            Request::Status => Ok(self.status()),
+            Request::Status {} => Ok(self.status()),
             Request::CdrList { limit } => {
                 let cdrs = self.store.cdr_list(limit.min(10_000)).await.map_err(|e| e.to_string())?;
                 Ok(serde_json::Value::Array(cdrs.iter().map(cdr_json).collect()))
             }
             // The connection task streams notices itself.
-            Request::Watch => Ok(json!(null)),
+            Request::Watch {} => Ok(json!(null)),
             Request::SimCall { port, from, digits, digits_delay_ms, play, hangup_after, .. } => {
                 let ch = self.port(port)?;
                 if ch.kind != ChannelKind::FxoTrunk {
@@ -589,7 +814,10 @@ impl Core {
                 };
                 let play = match play {
                     None => None,
-                    Some(path) => Some(load_wav(PathBuf::from(path)).await?),
+                    Some(path) => match audio {
+                        Some(audio) => Some(audio),
+                        None => return Err(format!("internal: {path} was not loaded")),
+                    },
                 };
                 self.far_command(FarCommand::Call {
                     channel,
@@ -670,6 +898,14 @@ impl Core {
             "engine": stats,
             "ports": ports,
             "calls": calls,
+            "agent_port": self.agent_addr.port(),
+            "agent_sessions": self.agent_sessions.len(),
+            "recorder": {
+                "blocks_written": self.rec_stats.blocks_written(),
+                "blocks_unknown_slot": self.rec_stats.blocks_unknown_slot(),
+                "files_failed": self.rec_stats.files_failed(),
+            },
+            "sim_reports_dropped": self.far.dropped.load(std::sync::atomic::Ordering::Relaxed),
         })
     }
 }
@@ -681,8 +917,20 @@ fn digit_string(s: &str, what: &str, ok: fn(char) -> bool) -> Result<heapless::S
     heapless::String::try_from(s).map_err(|_| format!("{what} {s:?} is longer than {MAX_DIGITS} digits"))
 }
 
-async fn load_wav(path: PathBuf) -> Result<Arc<[i16]>, String> {
+/// Loads a WAV file to play into a line: a regular file of at most [`MAX_PLAY_BYTES`].
+pub(super) async fn load_wav(path: PathBuf) -> Result<Arc<[i16]>, String> {
     tokio::task::spawn_blocking(move || {
+        let meta = std::fs::metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if !meta.is_file() {
+            return Err(format!("{}: not a regular file", path.display()));
+        }
+        if meta.len() > MAX_PLAY_BYTES {
+            return Err(format!(
+                "{}: {} bytes is more than the {MAX_PLAY_BYTES} a prompt may have",
+                path.display(),
+                meta.len()
+            ));
+        }
         let wav = crate::audio::wav::read_wav(&path).map_err(|e| e.to_string())?;
         let samples = crate::audio::wav::to_8k(wav).map_err(|e| e.to_string())?;
         Ok(Arc::from(samples))

@@ -35,6 +35,8 @@ pub enum DaemonError {
     Thread(#[from] std::io::Error),
     #[error(transparent)]
     Engine(#[from] crate::media::SpawnError),
+    #[error("cannot listen for agents on {addr}: {source}")]
+    AgentPort { addr: std::net::SocketAddr, source: std::io::Error },
 }
 
 /// Sets up logging to stderr (journald picks it up under systemd). `RUST_LOG` overrides the

@@ -8,6 +8,7 @@
 //! fixed-capacity rings and never allocates: WAV audio arrives as a shared buffer and goes
 //! back to the control plane to be freed there.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use switchboard_driver_api::{Block, ChannelId, ChannelInfo, ChannelKind, Law, BLOCK_SAMPLES};
@@ -106,6 +107,8 @@ pub struct FarEndHandle {
     pub spent: rtrb::Consumer<Arc<[i16]>>,
     /// Recordings of what a far end heard, once full.
     pub captured: rtrb::Consumer<(ChannelId, Box<[i16]>)>,
+    /// Reports and buffers lost to full rings.
+    pub dropped: Arc<AtomicU64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,7 +166,8 @@ pub struct FarEndSim {
     captured: rtrb::Producer<(ChannelId, Box<[i16]>)>,
     zone: ToneZone,
     disconnect: Disconnect,
-    reports_dropped: u64,
+    /// Reports and buffers lost to full rings, shared with the control plane.
+    reports_dropped: Arc<AtomicU64>,
 }
 
 fn ms_to_ticks(ms: u32) -> u32 {
@@ -223,6 +227,7 @@ impl FarEndSim {
         let (rep_tx, rep_rx) = rtrb::RingBuffer::new(4096);
         let (spent_tx, spent_rx) = rtrb::RingBuffer::new(64);
         let (captured_tx, captured_rx) = rtrb::RingBuffer::new(64);
+        let dropped = Arc::new(AtomicU64::new(0));
         (
             FarEndSim {
                 ports,
@@ -232,20 +237,26 @@ impl FarEndSim {
                 captured: captured_tx,
                 zone: zone.clone(),
                 disconnect,
-                reports_dropped: 0,
+                reports_dropped: dropped.clone(),
             },
-            FarEndHandle { commands: cmd_tx, reports: rep_rx, spent: spent_rx, captured: captured_rx },
+            FarEndHandle {
+                commands: cmd_tx,
+                reports: rep_rx,
+                spent: spent_rx,
+                captured: captured_rx,
+                dropped,
+            },
         )
     }
 
     /// Reports lost because the report ring was full.
     pub fn reports_dropped(&self) -> u64 {
-        self.reports_dropped
+        self.reports_dropped.load(Ordering::Relaxed)
     }
 
     fn report(&mut self, r: FarReport) {
         if self.reports.push(r).is_err() {
-            self.reports_dropped += 1;
+            self.reports_dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -254,8 +265,30 @@ impl FarEndSim {
             // A full ring drops the buffer here: a rare, counted free on the real-time thread
             // is better than blocking it.
             if self.spent.push(audio).is_err() {
-                self.reports_dropped += 1;
+                self.reports_dropped.fetch_add(1, Ordering::Relaxed);
             }
+        }
+    }
+
+    /// Hands a buffer back to the control plane to be freed there.
+    fn spend(&mut self, audio: Arc<[i16]>) {
+        // A full ring drops the buffer here: a rare, counted free on the real-time thread
+        // is better than blocking it.
+        if self.spent.push(audio).is_err() {
+            self.reports_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Hands back the buffers of a command that is not carried out.
+    fn give_back(&mut self, cmd: FarCommand) {
+        match cmd {
+            FarCommand::Call { play: Some(audio), .. } => self.spend(audio),
+            FarCommand::Record { channel, buffer } => {
+                if self.captured.push((channel, buffer)).is_err() {
+                    self.reports_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -273,17 +306,24 @@ impl FarEndSim {
             let i = usize::from(channel.0);
             if i >= self.ports.len() {
                 self.report(FarReport::Refused { channel, reason: "no such port" });
+                self.give_back(cmd);
                 continue;
             }
             match cmd {
                 FarCommand::Call { caller_id, digits, digits_delay_ms, play, hangup_after_ms, .. } => {
                     let p = &mut self.ports[i];
-                    if p.kind != ChannelKind::FxoTrunk {
-                        self.report(FarReport::Refused { channel, reason: "not a trunk port" });
-                        continue;
-                    }
-                    if p.script != Script::Idle || p.last_line != FarLine::Idle {
-                        self.report(FarReport::Refused { channel, reason: "the line is busy" });
+                    let refused = if p.kind != ChannelKind::FxoTrunk {
+                        Some("not a trunk port")
+                    } else if p.script != Script::Idle || p.last_line != FarLine::Idle {
+                        Some("the line is busy")
+                    } else {
+                        None
+                    };
+                    if let Some(reason) = refused {
+                        self.report(FarReport::Refused { channel, reason });
+                        if let Some(audio) = play {
+                            self.spend(audio);
+                        }
                         continue;
                     }
                     p.pending_digits = digits;
@@ -321,7 +361,7 @@ impl FarEndSim {
                     if let Some((old, _)) = self.ports[i].capture.replace((buffer, 0)) {
                         // The earlier recording is handed back as it is.
                         if self.captured.push((channel, old)).is_err() {
-                            self.reports_dropped += 1;
+                            self.reports_dropped.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                 }
@@ -334,10 +374,10 @@ impl FarEndSim {
         let p = &mut self.ports[i];
         g711::decode_block(p.law, heard, &mut p.heard);
         let reports = &mut self.reports;
-        let dropped = &mut self.reports_dropped;
+        let dropped = &self.reports_dropped;
         let mut report = |r| {
             if reports.push(r).is_err() {
-                *dropped += 1;
+                dropped.fetch_add(1, Ordering::Relaxed);
             }
         };
         p.detector.process(&p.heard, |digit| report(FarReport::HeardDigit { channel, digit }));
@@ -369,7 +409,7 @@ impl FarEndSim {
         if full {
             if let Some((buffer, _)) = p.capture.take() {
                 if self.captured.push((channel, buffer)).is_err() {
-                    self.reports_dropped += 1;
+                    self.reports_dropped.fetch_add(1, Ordering::Relaxed);
                 }
                 self.report(FarReport::Recorded { channel });
             }
@@ -514,6 +554,15 @@ impl FarEnd for FarEndSim {
                 }
                 FarLine::Released | FarLine::Idle | FarLine::Seized => {}
             }
+        }
+        // An exchange gives dial tone on a line seized with no call on it, for example when
+        // our side answers just after the caller gave up.
+        if line == FarLine::Seized
+            && self.ports[i].kind == ChannelKind::FxoTrunk
+            && self.ports[i].tone.is_none()
+        {
+            self.ports[i].tone =
+                ToneGenerator::for_progress_tone(&self.zone, ProgressTone::Dial, TONE_LEVEL_DBM0);
         }
         self.listen(i, heard);
         let (digits_done, play_done) = self.speak(i, say);

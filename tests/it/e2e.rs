@@ -280,13 +280,12 @@ fn the_far_end_records_what_it_hears() {
             break;
         }
     }
-    let out = d.data().join("heard.wav");
+    let out = d.data().join("sim-recordings/heard.wav");
     let recorder = {
-        let out = out.clone();
         let data = d.data().to_path_buf();
         std::thread::spawn(move || {
             let mut c = crate::harness::Client::connect_to(&data);
-            c.send(&json!({"cmd": "sim.record", "port": 1, "seconds": 2.0, "path": out}));
+            c.send(&json!({"cmd": "sim.record", "port": 1, "seconds": 2.0, "name": "heard"}));
             c.recv()
         })
     };
@@ -295,12 +294,13 @@ fn the_far_end_records_what_it_hears() {
     let r = recorder.join().unwrap();
     assert_eq!(r["ok"], true, "{r}");
     assert_eq!(r["result"]["samples"], 16000);
+    assert_eq!(r["result"]["path"], out.display().to_string());
     assert_eq!(digits_in(&out), "159");
 
-    let e = d.request(json!({"cmd": "sim.record", "port": 1, "seconds": 0, "path": out}));
+    let e = d.request(json!({"cmd": "sim.record", "port": 1, "seconds": 0, "name": "x"}));
     assert!(e["error"].as_str().unwrap().contains("not between 0 and 600"), "{e}");
-    let e = d.request(json!({"cmd": "sim.record", "port": 1, "seconds": 1, "path": "relative.wav"}));
-    assert!(e["error"].as_str().unwrap().contains("must be absolute"), "{e}");
+    let e = d.request(json!({"cmd": "sim.record", "port": 1, "seconds": 1, "name": "../../etc/passwd"}));
+    assert!(e["error"].as_str().unwrap().contains("(no path)"), "{e}");
     let e = d.request(json!({"cmd": "sim.tone", "port": 1, "tone": "siren"}));
     assert!(e["error"].as_str().unwrap().contains("unknown tone \"siren\""), "{e}");
 }
@@ -331,4 +331,40 @@ fn the_caller_can_play_a_wav_file_into_the_call() {
         of_type(&notices, "digit").iter().map(|n| n["digit"].as_str().unwrap().to_string()).collect();
     assert_eq!(digits, "987", "{notices:#?}");
     assert!(notices.iter().any(|n| n["port"] == 1 && n["what"] == "finished playing"));
+}
+
+#[test]
+fn an_answer_after_the_caller_gave_up_ends_on_the_exchange_dial_tone() {
+    let d = Daemon::start(&FAST_CONFIG.replace("seat_answer_delay_ms = 400", "seat_answer_delay_ms = 1500"));
+    let mut watch = d.connect();
+    watch.send(&json!({"id": 1, "cmd": "watch"}));
+    assert_eq!(watch.recv()["ok"], true);
+    assert_eq!(d.request(json!({"cmd": "sim.call", "port": 1, "from": "1"}))["ok"], true);
+    loop {
+        let n = watch.recv()["notice"].clone();
+        if n["type"] == "seat_ringing" {
+            break;
+        }
+    }
+    // The caller gives up while the seat rings; the seat answers a second later.
+    assert_eq!(d.request(json!({"cmd": "sim.hangup", "port": 1}))["ok"], true);
+    let ended = loop {
+        let n = watch.recv()["notice"].clone();
+        if n["type"] == "call_ended" {
+            break n;
+        }
+    };
+    assert_eq!(ended["cause"], "caller hung up (dial tone)");
+}
+
+#[test]
+fn play_files_that_are_not_regular_files_are_refused_without_blocking() {
+    let d = Daemon::start(FAST_CONFIG);
+    let fifo = d.data().join("prompt.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let r = d.request(json!({"cmd": "sim.call", "port": 1, "play": fifo}));
+    assert!(r["error"].as_str().unwrap().contains("not a regular file"), "{r}");
+    let r = d.request(json!({"cmd": "sim.call", "port": 1, "hangup_afer": 2}));
+    assert!(r["error"].as_str().unwrap().contains("unknown field `hangup_afer`"), "{r}");
+    assert_eq!(d.request(json!({"cmd": "status"}))["ok"], true);
 }

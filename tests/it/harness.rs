@@ -31,6 +31,11 @@ realtime_priority = 0
 record = true
 seat_ring_timeout_s = 10
 
+[agent]
+listen = "127.0.0.1:0"
+wrap_up_s = 2
+integration_keys = ["crm-integration-key-0001"]
+
 [[route]]
 name = "support"
 trunks = [1, 2]
@@ -47,12 +52,32 @@ pub struct Daemon {
 impl Daemon {
     /// Starts a daemon with `config` and waits until its control socket answers.
     pub fn start(config: &str) -> Daemon {
+        let mut d = Daemon::prepare(config);
+        d.spawn();
+        d
+    }
+
+    /// A data directory and configuration, without starting the daemon.
+    pub fn prepare(config: &str) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("switchboard.toml");
         std::fs::write(&path, config).unwrap();
-        let mut d = Daemon { dir, child: None, config: path };
-        d.spawn();
-        d
+        Daemon { dir, child: None, config: path }
+    }
+
+    /// Creates accounts in the data directory's database.
+    pub fn add_agents(&self, agents: &[(&str, switchboard::store::Role, &str)]) {
+        let store = switchboard::store::Store::open(&self.data().join("switchboard.db")).unwrap();
+        for (id, role, password) in agents {
+            switchboard::accounts::add_agent(&store, "test", id, &format!("Agent {id}"), *role, password)
+                .unwrap();
+        }
+    }
+
+    /// The TCP address of the agent protocol.
+    pub fn agent_addr(&self) -> String {
+        let status = self.request(json!({"cmd": "status"}));
+        format!("127.0.0.1:{}", status["result"]["agent_port"])
     }
 
     pub fn data(&self) -> &Path {

@@ -1,6 +1,7 @@
 //! The one integration-test binary: a module per area.
 
 mod accounts;
+mod agents;
 mod audio;
 mod cli;
 mod dsp;

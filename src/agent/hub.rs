@@ -1,0 +1,684 @@
+//! The agent hub: sessions, seats and agent states, with no IO and no clock.
+//!
+//! Connection tasks authenticate agents (that needs the store and argon2) and then hand the
+//! session to the hub; from there the hub decides everything: which seat a session holds,
+//! the agent's state, which actions are allowed, which events go to which client. It takes
+//! call events and requests in with `now`, and its [`HubAction`]s come out through
+//! [`Hub::poll_action`]: lines to send, sessions to close, calls to release, seats that
+//! became available or not for routing, and audit records.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use switchboard_driver_api::{CardInfo, ChannelId, ChannelKind};
+
+use super::protocol::{
+    Act, AgentState, Control, ErrorCode, Event, EventKind, Request, ServerLine, PROTOCOL_VERSION, STATE_NAMES,
+};
+use super::tags::{self, Tags};
+
+/// A connection's identity inside the hub.
+pub type SessionId = u64;
+
+/// Who may do what.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Agent,
+    Supervisor,
+    Admin,
+}
+
+impl Role {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Supervisor => "supervisor",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Supervisors and admins may use DoControl.
+    pub const fn supervises(self) -> bool {
+        matches!(self, Role::Supervisor | Role::Admin)
+    }
+}
+
+/// An authenticated agent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub agent: String,
+    pub name: String,
+    pub role: Role,
+}
+
+/// Hub settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HubSettings {
+    /// How long an agent stays in wrap-up after a call (zero: none).
+    pub wrap_up: Duration,
+    /// Whether seats without a logged-in agent take calls.
+    pub ring_seats_without_agent: bool,
+}
+
+impl Default for HubSettings {
+    fn default() -> Self {
+        HubSettings { wrap_up: Duration::from_secs(10), ring_seats_without_agent: true }
+    }
+}
+
+/// What the hub asks its driver to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HubAction {
+    /// Send a line (a response or an event, newline included) to a session.
+    Send { session: SessionId, line: String },
+    /// Disconnect a session, logging why.
+    Close { session: SessionId, reason: String },
+    /// Release the call on a seat.
+    Release { seat: ChannelId },
+    /// Send DTMF to the far end of the seat's call.
+    SendDtmf { seat: ChannelId, digits: String },
+    /// Whether the seat may be offered calls.
+    Availability { seat: ChannelId, available: bool },
+    /// A record for the audit table.
+    Audit {
+        actor: String,
+        action: String,
+        target: Option<String>,
+        detail: Option<String>,
+        result: &'static str,
+    },
+}
+
+struct Session {
+    identity: Option<Identity>,
+    seat: Option<usize>,
+    seq: u64,
+    /// Supervisors that asked for every seat's events.
+    all_seats: bool,
+}
+
+#[derive(Clone, Debug)]
+struct SeatCall {
+    call: u64,
+    tags: Tags,
+    external: bool,
+}
+
+struct Seat {
+    channel: ChannelId,
+    kind: ChannelKind,
+    agent: Option<Identity>,
+    session: Option<SessionId>,
+    state: AgentState,
+    reason: String,
+    call: Option<SeatCall>,
+    wrap_until: Option<Instant>,
+    available: bool,
+}
+
+/// The hub.
+pub struct Hub {
+    settings: HubSettings,
+    seats: Vec<Seat>,
+    sessions: HashMap<SessionId, Session>,
+    actions: VecDeque<HubAction>,
+}
+
+type Reply = Result<serde_json::Value, (ErrorCode, String)>;
+
+fn err<T>(code: ErrorCode, message: impl Into<String>) -> Result<T, (ErrorCode, String)> {
+    Err((code, message.into()))
+}
+
+impl Hub {
+    /// A hub for the seats (FXS and sound ports) of a card.
+    pub fn new(card: &CardInfo, settings: HubSettings) -> Hub {
+        let seats = card
+            .channels
+            .iter()
+            .filter(|c| matches!(c.kind, ChannelKind::FxsSeat | ChannelKind::Sound))
+            .map(|c| Seat {
+                channel: c.id,
+                kind: c.kind,
+                agent: None,
+                session: None,
+                state: AgentState::Offline,
+                reason: String::new(),
+                call: None,
+                wrap_until: None,
+                available: settings.ring_seats_without_agent,
+            })
+            .collect();
+        Hub { settings, seats, sessions: HashMap::new(), actions: VecDeque::new() }
+    }
+
+    /// Whether actions wait to be polled.
+    pub fn has_actions(&self) -> bool {
+        !self.actions.is_empty()
+    }
+
+    pub fn poll_action(&mut self) -> Option<HubAction> {
+        self.actions.pop_front()
+    }
+
+    /// The earliest wrap-up that ends.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.seats.iter().filter_map(|s| s.wrap_until).min()
+    }
+
+    /// Ends the wrap-ups that are due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for i in 0..self.seats.len() {
+            if self.seats[i].wrap_until.is_some_and(|t| now >= t) {
+                self.seats[i].wrap_until = None;
+                self.set_state(i, AgentState::Idle, "");
+            }
+        }
+    }
+
+    /// Seats whose availability differs from the default, for the call model at start.
+    pub fn availability(&self) -> impl Iterator<Item = (ChannelId, bool)> + '_ {
+        self.seats.iter().map(|s| (s.channel, s.available))
+    }
+
+    fn seat_index(&self, channel: ChannelId) -> Option<usize> {
+        self.seats.iter().position(|s| s.channel == channel)
+    }
+
+    fn seat_of_slice(&self, slice: u16) -> Option<usize> {
+        ChannelId::from_port(slice).and_then(|c| self.seat_index(c))
+    }
+
+    /// A new connection.
+    pub fn connect(&mut self, session: SessionId, _addr: IpAddr) {
+        self.sessions.insert(session, Session { identity: None, seat: None, seq: 0, all_seats: false });
+    }
+
+    /// A connection closed. The agent stays on the seat, so a reconnecting client gets the
+    /// seat and its state back, and a call in progress is not disturbed.
+    pub fn disconnect(&mut self, session: SessionId) {
+        if let Some(s) = self.sessions.remove(&session) {
+            if let Some(i) = s.seat {
+                if self.seats[i].session == Some(session) {
+                    self.seats[i].session = None;
+                }
+            }
+        }
+    }
+
+    /// The session authenticated as `identity`. Another session of the same agent is closed.
+    pub fn logged_in(&mut self, session: SessionId, identity: Identity) {
+        let others: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(id, s)| {
+                **id != session && s.identity.as_ref().is_some_and(|i| i.agent == identity.agent)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for other in others {
+            self.disconnect(other);
+            self.actions.push_back(HubAction::Close {
+                session: other,
+                reason: format!("agent {} logged in on another connection", identity.agent),
+            });
+        }
+        // A seat the agent still holds comes back with the new session.
+        let seat =
+            self.seats.iter().position(|s| s.agent.as_ref().is_some_and(|a| a.agent == identity.agent));
+        if let Some(s) = self.sessions.get_mut(&session) {
+            s.identity = Some(identity);
+            s.seat = seat;
+        }
+        if let Some(i) = seat {
+            self.seats[i].session = Some(session);
+        }
+    }
+
+    /// Whether the session is logged in, for the connection task.
+    pub fn identity(&self, session: SessionId) -> Option<&Identity> {
+        self.sessions.get(&session).and_then(|s| s.identity.as_ref())
+    }
+
+    /// Handles a request other than `Login` and `SetLoginInfo` (the connection task does
+    /// those, since they need the store).
+    pub fn request(
+        &mut self,
+        now: Instant,
+        session: SessionId,
+        id: Option<serde_json::Value>,
+        request: Request,
+    ) {
+        let reply = self.dispatch(now, session, request);
+        let line = match reply {
+            Ok(result) => ServerLine::ok(id, result),
+            Err((code, message)) => ServerLine::error(id, code, message),
+        };
+        self.actions.push_back(HubAction::Send { session, line: line.to_line() });
+    }
+
+    fn dispatch(&mut self, now: Instant, session: SessionId, request: Request) -> Reply {
+        if let Request::Hello { .. } = request {
+            return Ok(json!({
+                "server": format!("switchboard {}", env!("CARGO_PKG_VERSION")),
+                "protocol": PROTOCOL_VERSION,
+                "stateNames": STATE_NAMES,
+            }));
+        }
+        let Some(identity) = self.sessions.get(&session).and_then(|s| s.identity.clone()) else {
+            return err(ErrorCode::NotLoggedIn, "log in first");
+        };
+        match request {
+            Request::Hello { .. } | Request::Login { .. } | Request::SetLoginInfo { .. } => {
+                err(ErrorCode::BadRequest, "already logged in")
+            }
+            Request::OpenApp { slice_no } => self.open_app(session, &identity, slice_no),
+            Request::Logout {} => {
+                self.logout_agent(&identity.agent, "logged out");
+                if let Some(s) = self.sessions.get_mut(&session) {
+                    s.identity = None;
+                    s.seat = None;
+                    s.all_seats = false;
+                }
+                Ok(json!(null))
+            }
+            Request::GetActionEnables {} => {
+                let seat = self.session_seat(session)?;
+                Ok(json!({ "mask": self.enables(seat) }))
+            }
+            Request::DoAction { act_id, i_param, s_param } => {
+                let seat = self.session_seat(session)?;
+                self.do_action(now, seat, act_id, i_param, &s_param)
+            }
+            Request::DoControl { target, control, i_param, s_param: _ } => {
+                self.do_control(&identity, target, control, i_param)
+            }
+            Request::SubscribeAll {} => {
+                if !identity.role.supervises() {
+                    return err(ErrorCode::Forbidden, "only supervisors may watch every seat");
+                }
+                if let Some(s) = self.sessions.get_mut(&session) {
+                    s.all_seats = true;
+                }
+                Ok(self.seats_json())
+            }
+            Request::QuerySeats {} => Ok(self.seats_json()),
+        }
+    }
+
+    fn session_seat(&self, session: SessionId) -> Result<usize, (ErrorCode, String)> {
+        match self.sessions.get(&session).and_then(|s| s.seat) {
+            Some(i) => Ok(i),
+            None => err(ErrorCode::NoSeat, "no seat: call OpenApp with your sliceNo first"),
+        }
+    }
+
+    fn open_app(&mut self, session: SessionId, identity: &Identity, slice: u16) -> Reply {
+        let Some(i) = self.seat_of_slice(slice) else {
+            return err(ErrorCode::NoSuchSeat, format!("sliceNo {slice} is not a seat on this system"));
+        };
+        if let Some(other) = &self.seats[i].agent {
+            if other.agent != identity.agent {
+                return err(ErrorCode::SeatBusy, format!("seat {slice} is taken by agent {}", other.agent));
+            }
+        }
+        // An agent holds one seat: leaving another one logs it out there.
+        if let Some(old) =
+            self.seats.iter().position(|s| s.agent.as_ref().is_some_and(|a| a.agent == identity.agent))
+        {
+            if old != i {
+                if self.seats[old].call.is_some() {
+                    return err(ErrorCode::NotAllowed, "finish the call on your current seat first");
+                }
+                self.unbind(old);
+            }
+        }
+        let seat = &mut self.seats[i];
+        let fresh = seat.agent.is_none();
+        seat.agent = Some(identity.clone());
+        seat.session = Some(session);
+        if let Some(s) = self.sessions.get_mut(&session) {
+            s.seat = Some(i);
+        }
+        if fresh {
+            let state = if self.seats[i].call.is_some() { self.seats[i].state } else { AgentState::Idle };
+            self.set_state(i, state, "");
+        }
+        let kind = match self.seats[i].kind {
+            ChannelKind::Sound => 2,
+            _ => 1,
+        };
+        let seat = &self.seats[i];
+        Ok(json!({
+            "sliceNo": slice,
+            "kind": kind,
+            "state": seat.state.code(),
+            "stateName": seat.state.name(),
+            "mask": self.enables(i),
+        }))
+    }
+
+    fn unbind(&mut self, i: usize) {
+        self.seats[i].wrap_until = None;
+        self.set_state(i, AgentState::Offline, "");
+        self.seats[i].agent = None;
+        if let Some(session) = self.seats[i].session.take() {
+            if let Some(s) = self.sessions.get_mut(&session) {
+                s.seat = None;
+            }
+        }
+        self.update_availability(i);
+    }
+
+    fn logout_agent(&mut self, agent: &str, _why: &str) {
+        if let Some(i) = self.seats.iter().position(|s| s.agent.as_ref().is_some_and(|a| a.agent == agent)) {
+            self.unbind(i);
+        }
+    }
+
+    /// The actions allowed on a seat in its state: bit `1 << ActID`.
+    fn enables(&self, i: usize) -> u32 {
+        let seat = &self.seats[i];
+        let acts: &[Act] = match seat.state {
+            AgentState::Offline | AgentState::Monitoring | AgentState::Dialing | AgentState::Held => &[],
+            AgentState::Idle => &[Act::Pause, Act::SetState],
+            AgentState::Ringing => &[],
+            AgentState::Talking => &[Act::Hangup, Act::SendDtmf],
+            AgentState::WrapUp => &[Act::EndWrapUp, Act::Pause, Act::SetState],
+            AgentState::Paused => &[Act::Unpause, Act::SetState],
+        };
+        acts.iter().fold(0, |m, a| m | a.bit())
+    }
+
+    fn do_action(&mut self, now: Instant, i: usize, act_id: i64, i_param: i64, s_param: &str) -> Reply {
+        let Some(act) = Act::from_code(act_id) else {
+            return err(ErrorCode::BadRequest, format!("unknown actId {act_id}: see the action table"));
+        };
+        if self.enables(i) & act.bit() == 0 {
+            return err(
+                ErrorCode::NotAllowed,
+                format!("action {act_id} ({act:?}) is not allowed in state {}", self.seats[i].state.name()),
+            );
+        }
+        let channel = self.seats[i].channel;
+        match act {
+            Act::Hangup => {
+                self.actions.push_back(HubAction::Release { seat: channel });
+                Ok(json!(null))
+            }
+            Act::SendDtmf => {
+                if s_param.is_empty()
+                    || s_param.len() > 32
+                    || !s_param.chars().all(crate::dsp::dtmf::is_dtmf_digit)
+                {
+                    return err(
+                        ErrorCode::BadRequest,
+                        format!("sParam {s_param:?} is not 1-32 DTMF digits (0-9 * # A-D)"),
+                    );
+                }
+                self.actions.push_back(HubAction::SendDtmf { seat: channel, digits: s_param.to_string() });
+                Ok(json!(null))
+            }
+            Act::Pause => {
+                self.seats[i].wrap_until = None;
+                self.set_state(i, AgentState::Paused, s_param);
+                Ok(json!(null))
+            }
+            Act::Unpause | Act::EndWrapUp => {
+                self.seats[i].wrap_until = None;
+                self.set_state(i, AgentState::Idle, "");
+                Ok(json!(null))
+            }
+            Act::SetState => {
+                let state = match i_param {
+                    1 => AgentState::Idle,
+                    7 => AgentState::Paused,
+                    _ => {
+                        return err(
+                            ErrorCode::BadRequest,
+                            format!("iParam {i_param}: an agent may set 1 (idle) or 7 (paused)"),
+                        )
+                    }
+                };
+                self.seats[i].wrap_until = None;
+                self.set_state(i, state, s_param);
+                Ok(json!(null))
+            }
+            _ => {
+                let _ = now;
+                err(ErrorCode::NotSupported, format!("action {act_id} ({act:?}) is not supported yet"))
+            }
+        }
+    }
+
+    fn do_control(&mut self, identity: &Identity, target: u16, control: i64, i_param: i64) -> Reply {
+        let audit = |hub: &mut Hub, action: String, result: &'static str, detail: Option<String>| {
+            hub.actions.push_back(HubAction::Audit {
+                actor: identity.agent.clone(),
+                action,
+                target: Some(format!("seat {target}")),
+                detail,
+                result,
+            });
+        };
+        let Some(kind) = Control::from_code(control) else {
+            audit(self, format!("control {control}"), "failed", Some("unknown controlType".into()));
+            return err(ErrorCode::BadRequest, format!("unknown controlType {control}"));
+        };
+        let action = kind.name().to_string();
+        if !identity.role.supervises() {
+            audit(self, action, "denied", Some(format!("role {}", identity.role.name())));
+            return err(ErrorCode::Forbidden, format!("{} needs the supervisor role", kind.name()));
+        }
+        let Some(i) = self.seat_of_slice(target) else {
+            audit(self, action, "failed", Some("no such seat".into()));
+            return err(ErrorCode::NoSuchSeat, format!("sliceNo {target} is not a seat on this system"));
+        };
+        let result = match kind {
+            Control::ForceRelease => {
+                if self.seats[i].call.is_none() {
+                    err(ErrorCode::NotAllowed, format!("seat {target} has no call"))
+                } else {
+                    self.actions.push_back(HubAction::Release { seat: self.seats[i].channel });
+                    Ok(json!(null))
+                }
+            }
+            Control::ForceLogout => {
+                if let Some(agent) = self.seats[i].agent.clone() {
+                    let session = self.seats[i].session;
+                    self.unbind(i);
+                    if let Some(s) = session.and_then(|s| self.sessions.get_mut(&s)) {
+                        s.identity = None;
+                    }
+                    let _ = agent;
+                    Ok(json!(null))
+                } else {
+                    err(ErrorCode::NotAllowed, format!("no agent is logged in on seat {target}"))
+                }
+            }
+            Control::ForceState => {
+                let state = match i_param {
+                    1 => AgentState::Idle,
+                    7 => AgentState::Paused,
+                    _ => {
+                        return err(
+                            ErrorCode::BadRequest,
+                            format!("iParam {i_param}: force 1 (idle) or 7 (paused)"),
+                        )
+                    }
+                };
+                if self.seats[i].agent.is_none() {
+                    err(ErrorCode::NotAllowed, format!("no agent is logged in on seat {target}"))
+                } else if self.seats[i].call.is_some() {
+                    err(ErrorCode::NotAllowed, format!("seat {target} is on a call"))
+                } else {
+                    self.seats[i].wrap_until = None;
+                    self.set_state(i, state, &format!("forced by {}", identity.agent));
+                    Ok(json!(null))
+                }
+            }
+            Control::Monitor | Control::Whisper | Control::BargeIn | Control::Intercept => {
+                err(ErrorCode::NotSupported, format!("{} is not supported yet", kind.name()))
+            }
+        };
+        let detail = result.as_ref().err().map(|(_, m)| m.clone());
+        audit(self, action, if result.is_ok() { "ok" } else { "failed" }, detail);
+        result
+    }
+
+    fn seats_json(&self) -> serde_json::Value {
+        let seats: Vec<_> = self
+            .seats
+            .iter()
+            .map(|s| {
+                json!({
+                    "sliceNo": s.channel.port(),
+                    "agent": s.agent.as_ref().map(|a| a.agent.clone()),
+                    "name": s.agent.as_ref().map(|a| a.name.clone()),
+                    "state": s.state.code(),
+                    "stateName": s.state.name(),
+                    "reason": s.reason,
+                    "connected": s.session.is_some(),
+                    "tags": s.call.as_ref().map(|c| c.tags.encode()),
+                })
+            })
+            .collect();
+        json!({ "seats": seats })
+    }
+
+    fn update_availability(&mut self, i: usize) {
+        let seat = &self.seats[i];
+        let available = match (&seat.agent, seat.state) {
+            // The call model knows by itself whether a seat is on a call.
+            (None, _) => self.settings.ring_seats_without_agent,
+            (Some(_), AgentState::Idle) => true,
+            (Some(_), _) => false,
+        };
+        if available != seat.available {
+            self.seats[i].available = available;
+            self.actions.push_back(HubAction::Availability { seat: self.seats[i].channel, available });
+        }
+    }
+
+    fn set_state(&mut self, i: usize, state: AgentState, reason: &str) {
+        let seat = &mut self.seats[i];
+        let logged_in = seat.agent.is_some();
+        // Without an agent there is no agent state to report; only calls are tracked.
+        let state = if !logged_in && state != AgentState::Offline && seat.call.is_none() {
+            AgentState::Offline
+        } else {
+            state
+        };
+        let changed = seat.state != state || seat.reason != reason;
+        seat.state = state;
+        seat.reason = reason.to_string();
+        if changed && logged_in {
+            let mut s = String::new();
+            tags::push_tag(&mut s, "STATE", state.name());
+            if !reason.is_empty() {
+                tags::push_tag(&mut s, "REASON", reason);
+            }
+            if let Some(agent) = &self.seats[i].agent {
+                let agent = agent.agent.clone();
+                tags::push_tag(&mut s, "AGENT", &agent);
+            }
+            self.emit(i, EventKind::AgentState, state.code(), s);
+        }
+        self.update_availability(i);
+    }
+
+    fn emit(&mut self, i: usize, kind: EventKind, i_param: i64, s_param: String) {
+        let slice = self.seats[i].channel.port();
+        let owner = self.seats[i].session;
+        let targets: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(id, s)| Some(**id) == owner || s.all_seats)
+            .map(|(id, _)| *id)
+            .collect();
+        for session in targets {
+            if let Some(s) = self.sessions.get_mut(&session) {
+                s.seq += 1;
+                let line = ServerLine::Event(Event {
+                    event: kind,
+                    seq: s.seq,
+                    slice_no: slice,
+                    i_param,
+                    s_param: s_param.clone(),
+                })
+                .to_line();
+                self.actions.push_back(HubAction::Send { session, line });
+            }
+        }
+    }
+
+    /// A seat starts ringing for a call.
+    pub fn ringing(&mut self, seat: ChannelId, call: u64, tags: Tags, external: bool) {
+        let Some(i) = self.seat_index(seat) else { return };
+        let s_param = tags.encode();
+        self.seats[i].call = Some(SeatCall { call, tags, external });
+        self.seats[i].wrap_until = None;
+        self.set_state(i, AgentState::Ringing, "");
+        self.emit(i, EventKind::Ring, i64::from(external), s_param);
+    }
+
+    /// A seat answered a call; the other seats that rang for it go back to idle.
+    pub fn answered(&mut self, seat: ChannelId, call: u64, vocid: Option<&str>) {
+        for j in 0..self.seats.len() {
+            if self.seats[j].channel != seat && self.seats[j].call.as_ref().is_some_and(|c| c.call == call) {
+                self.seats[j].call = None;
+                self.emit(j, EventKind::Hangup, 0, "CAUSE:answered elsewhere|".into());
+                self.set_state(j, AgentState::Idle, "");
+            }
+        }
+        let Some(i) = self.seat_index(seat) else { return };
+        let seat_call =
+            self.seats[i].call.get_or_insert(SeatCall { call, tags: Tags::new(), external: true });
+        if let Some(v) = vocid {
+            seat_call.tags.set(tags::VOCID, v);
+        }
+        let (external, s_param) = (seat_call.external, seat_call.tags.encode());
+        self.set_state(i, AgentState::Talking, "");
+        self.emit(i, EventKind::Talk, i64::from(external), s_param);
+    }
+
+    /// A call ended: its seats hang up, and agents who talked go to wrap-up.
+    pub fn ended(&mut self, now: Instant, call: u64, cause: &str) {
+        for i in 0..self.seats.len() {
+            if !self.seats[i].call.as_ref().is_some_and(|c| c.call == call) {
+                continue;
+            }
+            let talked = self.seats[i].state == AgentState::Talking;
+            self.seats[i].call = None;
+            let mut s = String::new();
+            tags::push_tag(&mut s, "CAUSE", cause);
+            self.emit(i, EventKind::Hangup, 0, s);
+            if talked && self.seats[i].agent.is_some() && !self.settings.wrap_up.is_zero() {
+                self.seats[i].wrap_until = Some(now + self.settings.wrap_up);
+                self.set_state(i, AgentState::WrapUp, "");
+            } else {
+                self.set_state(i, AgentState::Idle, "");
+            }
+        }
+    }
+
+    /// A digit from the far end of a seat's call.
+    pub fn dtmf(&mut self, seat: ChannelId, digit: char) {
+        if let Some(i) = self.seat_index(seat) {
+            self.emit(i, EventKind::Dtmf, 0, digit.to_string());
+        }
+    }
+
+    /// The seat a call is on (talking), if any.
+    pub fn seat_of_call(&self, call: u64) -> Option<ChannelId> {
+        self.seats
+            .iter()
+            .find(|s| s.state == AgentState::Talking && s.call.as_ref().is_some_and(|c| c.call == call))
+            .map(|s| s.channel)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,233 @@
+//! The agent control protocol over real TCP, against the daemon on the simulated card.
+
+use std::time::Duration;
+
+use serde_json::json;
+use switchboard::agent::client::{AgentClient, ClientError};
+use switchboard::agent::protocol::{ErrorCode, EventKind};
+use switchboard::agent::tags::Tags;
+use switchboard::store::Role;
+
+use crate::harness::{Daemon, FAST_CONFIG};
+
+const PW: &str = "correct horse battery";
+
+/// A daemon with two agents and a supervisor. The set-up blocks (argon2, SQLite, waiting for
+/// the socket), so it runs outside the async worker.
+fn daemon(config: &str) -> Daemon {
+    tokio::task::block_in_place(|| {
+        let mut d = Daemon::prepare(config);
+        d.add_agents(&[("1001", Role::Agent, PW), ("1002", Role::Agent, PW), ("9001", Role::Supervisor, PW)]);
+        d.spawn();
+        d
+    })
+}
+
+fn code(e: ClientError) -> ErrorCode {
+    match e {
+        ClientError::Server(body) => body.code,
+        other => panic!("expected a server error, got {other}"),
+    }
+}
+
+/// The sParam of the next AgentState event that starts with `prefix`.
+async fn state_after(c: &mut AgentClient, prefix: &str) -> String {
+    loop {
+        let e = c.wait_for(EventKind::AgentState).await.unwrap();
+        if e.s_param.starts_with(prefix) {
+            return e.s_param;
+        }
+    }
+}
+
+async fn agent(addr: &str, id: &str, seat: u16) -> AgentClient {
+    let mut c = AgentClient::connect(addr).await.unwrap();
+    let hello = c.hello("tests").await.unwrap();
+    assert_eq!(hello["protocol"], 1);
+    let who = c.login(id, PW).await.unwrap();
+    assert_eq!(who["agent"], id);
+    let seat = c.open_app(seat).await.unwrap();
+    assert_eq!(seat["kind"], 1);
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_gets_ring_talk_with_vocid_dtmf_hangup_and_wrap_up() {
+    let d = daemon(FAST_CONFIG);
+    let addr = d.agent_addr();
+    let mut a = agent(&addr, "1001", 3).await;
+    assert_eq!(a.action_enables().await.unwrap(), (1 << 11) | (1 << 17), "idle: pause, set state");
+
+    let r = d.request(json!({"cmd": "sim.call", "port": 1, "from": "83366857", "digits": "5",
+                             "digits_delay_ms": 300, "hangup_after": 2.0}));
+    assert_eq!(r["ok"], true);
+    let ring = a.wait_for(EventKind::Ring).await.unwrap();
+    assert_eq!(ring.slice_no, 3);
+    assert_eq!(ring.i_param, 1, "external call");
+    let tags = Tags::parse(&ring.s_param).unwrap();
+    assert_eq!(tags.get("CALLERID"), Some("83366857"));
+    assert_eq!(tags.get("TTYPE"), Some("2"));
+
+    let talk = a.wait_for(EventKind::Talk).await.unwrap();
+    let tags = Tags::parse(&talk.s_param).unwrap();
+    let vocid = tags.get("VOCID").expect("Talk carries the VOCID").to_string();
+    assert_eq!(a.action_enables().await.unwrap(), (1 << 2) | (1 << 10), "talking: hang up, send DTMF");
+    let dtmf = a.wait_for(EventKind::Dtmf).await.unwrap();
+    assert_eq!(dtmf.s_param, "5");
+    let hangup = a.wait_for(EventKind::Hangup).await.unwrap();
+    assert_eq!(hangup.s_param, "CAUSE:caller hung up|");
+    let state = a.wait_for(EventKind::AgentState).await.unwrap();
+    assert!(state.s_param.starts_with("STATE:wrap-up|"), "{}", state.s_param);
+    // The wrap-up (2 s in this configuration) ends by itself.
+    let state = a.wait_for(EventKind::AgentState).await.unwrap();
+    assert!(state.s_param.starts_with("STATE:idle|"), "{}", state.s_param);
+
+    let cdr = &d.cdrs()[0];
+    assert_eq!(cdr["vocid"], vocid.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_agents_get_no_calls_and_the_desktop_can_hang_up() {
+    let d = daemon(FAST_CONFIG);
+    let addr = d.agent_addr();
+    let mut a = agent(&addr, "1001", 3).await;
+    let mut b = agent(&addr, "1002", 4).await;
+    a.do_action(11, 0, "training").await.unwrap();
+    assert_eq!(state_after(&mut a, "STATE:paused").await, "STATE:paused|REASON:training|AGENT:1001|");
+
+    // Sequential routing would take seat 3 first; paused, the call goes to seat 4.
+    let r = d.request(json!({"cmd": "sim.call", "port": 2, "from": "10010", "digits": ""}));
+    assert_eq!(r["ok"], true);
+    let ring = b.wait_for(EventKind::Ring).await.unwrap();
+    assert_eq!(ring.slice_no, 4);
+    b.wait_for(EventKind::Talk).await.unwrap();
+    // An action not allowed in the state is refused and changes nothing.
+    assert_eq!(code(b.do_action(12, 0, "").await.unwrap_err()), ErrorCode::NotAllowed);
+    assert_eq!(code(b.do_action(10, 0, "12x").await.unwrap_err()), ErrorCode::BadRequest);
+    b.do_action(2, 0, "").await.unwrap();
+    let hangup = b.wait_for(EventKind::Hangup).await.unwrap();
+    assert_eq!(hangup.s_param, "CAUSE:released from the agent desktop|");
+    assert!(crate::harness::eventually(Duration::from_secs(5), || {
+        d.cdrs().first().is_some_and(|c| c["cause"] == "released from the agent desktop")
+    }));
+    a.do_action(12, 0, "").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_are_checked_rate_limited_and_single_seat() {
+    let d = daemon(FAST_CONFIG);
+    let addr = d.agent_addr();
+    let mut c = AgentClient::connect(&addr).await.unwrap();
+    // Nothing works before login.
+    assert_eq!(code(c.open_app(3).await.unwrap_err()), ErrorCode::NotLoggedIn);
+    let e = code(c.login("1001", "wrong password").await.unwrap_err());
+    assert_eq!(e, ErrorCode::AuthFailed);
+    let e = c.login("nobody", "wrong password").await.unwrap_err();
+    assert!(e.to_string().contains("unknown agent or wrong password"), "{e}");
+    for _ in 0..5 {
+        let _ = c.login("1002", "still wrong").await;
+    }
+    // Five failures lock the account, even with the right password.
+    assert_eq!(code(c.login("1002", PW).await.unwrap_err()), ErrorCode::RateLimited);
+
+    let mut a = agent(&addr, "1001", 3).await;
+    let mut other = AgentClient::connect(&addr).await.unwrap();
+    other.login("9001", PW).await.unwrap();
+    assert_eq!(code(other.open_app(3).await.unwrap_err()), ErrorCode::SeatBusy);
+    assert_eq!(code(other.open_app(1).await.unwrap_err()), ErrorCode::NoSuchSeat);
+    // The same agent logging in again takes over; the old connection is closed.
+    let mut again = AgentClient::connect(&addr).await.unwrap();
+    again.login("1001", PW).await.unwrap();
+    assert!(matches!(a.read_line().await, Err(ClientError::Closed)));
+    assert_eq!(again.action_enables().await.unwrap(), (1 << 11) | (1 << 17), "the seat came back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supervisor_controls_are_enforced_and_audited() {
+    let d = daemon(FAST_CONFIG);
+    let addr = d.agent_addr();
+    let mut a = agent(&addr, "1001", 3).await;
+    let mut s = AgentClient::connect(&addr).await.unwrap();
+    let who = s.login("9001", PW).await.unwrap();
+    assert_eq!(who["role"], "supervisor");
+    // An agent may not control another seat, whatever its client claims.
+    assert_eq!(code(a.do_control(3, 7, 7).await.unwrap_err()), ErrorCode::Forbidden);
+    let seats = s.call(json!({"cmd": "SubscribeAll"})).await.unwrap();
+    assert_eq!(seats["seats"][0]["agent"], "1001");
+    s.do_control(3, 7, 7).await.unwrap();
+    assert_eq!(state_after(&mut a, "STATE:paused").await, "STATE:paused|REASON:forced by 9001|AGENT:1001|");
+    // The supervisor sees the seat's events too.
+    let seen = s.wait_for(EventKind::AgentState).await.unwrap();
+    assert_eq!(seen.slice_no, 3);
+    s.do_control(3, 6, 0).await.unwrap();
+    assert_eq!(code(a.action_enables().await.unwrap_err()), ErrorCode::NotLoggedIn);
+    assert_eq!(code(s.do_control(3, 1, 0).await.unwrap_err()), ErrorCode::NotSupported);
+
+    let store = switchboard::store::Store::open(&d.data().join("switchboard.db")).unwrap();
+    let audit = tokio::task::spawn_blocking(move || store.audit_list(50).wait().unwrap()).await.unwrap();
+    let rows: Vec<(String, String, String)> = audit
+        .iter()
+        .filter(|r| r.action.starts_with("control."))
+        .map(|r| (r.actor.clone(), r.action.clone(), r.result.as_str().to_string()))
+        .collect();
+    assert!(rows.contains(&("1001".into(), "control.force-state".into(), "denied".into())), "{rows:?}");
+    assert!(rows.contains(&("9001".into(), "control.force-state".into(), "ok".into())), "{rows:?}");
+    assert!(rows.contains(&("9001".into(), "control.force-logout".into(), "ok".into())), "{rows:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_lines_get_errors_and_slow_or_silent_clients_are_dropped() {
+    let d = daemon(&FAST_CONFIG.replace("wrap_up_s = 2", "wrap_up_s = 2\nlogin_timeout_s = 1"));
+    let addr = d.agent_addr();
+    let mut a = agent(&addr, "1001", 3).await;
+    for bad in [
+        &b"not json\n"[..],
+        b"{\"cmd\":\"Explode\"}\n",
+        b"{\"cmd\":\"DoAction\",\"actId\":\"seven\"}\n",
+        &[0xff, 0xfe, b'\n'],
+    ] {
+        a.send_raw(bad).await.unwrap();
+        match a.read_line().await.unwrap() {
+            switchboard::agent::protocol::ServerLine::Response { ok, error, .. } => {
+                assert!(!ok);
+                assert_eq!(error.unwrap().code, ErrorCode::BadRequest);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let mut long = vec![b'x'; 70 * 1024];
+    long.push(b'\n');
+    a.send_raw(&long).await.unwrap();
+    assert!(matches!(
+        a.read_line().await.unwrap(),
+        switchboard::agent::protocol::ServerLine::Response { error: Some(e), .. } if e.code == ErrorCode::LineTooLong
+    ));
+    assert_eq!(code(a.do_action(1234, 0, "").await.unwrap_err()), ErrorCode::BadRequest);
+    assert_eq!(a.action_enables().await.unwrap(), (1 << 11) | (1 << 17), "the session is still usable");
+
+    // A connection that never logs in is closed.
+    let mut silent = AgentClient::connect(&addr).await.unwrap();
+    let line = silent.read_line().await.unwrap();
+    assert!(
+        matches!(line, switchboard::agent::protocol::ServerLine::Response { error: Some(e), .. } if e.code == ErrorCode::NotLoggedIn)
+    );
+    assert!(matches!(silent.read_line().await, Err(ClientError::Closed)));
+
+    // A client that sends requests and never reads the answers is disconnected.
+    let mut slow = agent(&addr, "1002", 4).await;
+    let burst = "{\"cmd\":\"querySeats\"}\n".repeat(2000);
+    let mut sent = 0;
+    while sent < 40 {
+        if tokio::time::timeout(Duration::from_secs(2), slow.send_raw(burst.as_bytes())).await.is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    assert!(
+        crate::harness::eventually(Duration::from_secs(10), || d.log().contains("it stopped reading")),
+        "{}",
+        d.log()
+    );
+    // Everyone else is unaffected.
+    assert_eq!(a.action_enables().await.unwrap(), (1 << 11) | (1 << 17));
+}
