@@ -168,6 +168,8 @@ enum PacingName {
 struct RawEngine {
     realtime_priority: Spanned<i64>,
     echo_canceller: bool,
+    /// Ports whose echo canceller is on even when `echo_canceller` is off.
+    echo_canceller_ports: Spanned<Vec<u16>>,
     tone_zone: Spanned<ToneZoneName>,
 }
 
@@ -176,6 +178,7 @@ impl Default for RawEngine {
         RawEngine {
             realtime_priority: Spanned::new(0..0, 50),
             echo_canceller: false,
+            echo_canceller_ports: Spanned::new(0..0, Vec::new()),
             tone_zone: Spanned::new(0..0, ToneZoneName::China),
         }
     }
@@ -287,6 +290,8 @@ pub struct Config {
     pub sim_disconnect: crate::sim::Disconnect,
     pub realtime_priority: i32,
     pub echo_canceller: bool,
+    /// Ports with the echo canceller on regardless of `echo_canceller`.
+    pub echo_canceller_ports: Vec<u16>,
     pub tone_zone: ToneZone,
     pub calls: CallSettings,
     pub log_level: String,
@@ -402,6 +407,21 @@ fn validate(
             "engine.realtime_priority".into(),
             format!("{priority} is out of range: use 1-99 for SCHED_FIFO, or 0 for normal scheduling"),
         ));
+    }
+    for &port in raw.engine.echo_canceller_ports.get_ref() {
+        match card.channel_of_port(port) {
+            Some(ch) if ch.kind.carries_audio() => {}
+            Some(_) => errors.push(at(
+                span_of(raw.engine.echo_canceller_ports.span()),
+                "engine.echo_canceller_ports".into(),
+                format!("port {port} carries no audio"),
+            )),
+            None => errors.push(at(
+                span_of(raw.engine.echo_canceller_ports.span()),
+                "engine.echo_canceller_ports".into(),
+                format!("port {port} does not exist (the card has ports 1-{})", card.channels.len()),
+            )),
+        }
     }
     let seat_ring_timeout = *raw.calls.seat_ring_timeout_s.get_ref();
     if !(1..=3600).contains(&seat_ring_timeout) {
@@ -588,6 +608,7 @@ fn validate(
         },
         realtime_priority: priority as i32,
         echo_canceller: raw.engine.echo_canceller,
+        echo_canceller_ports: raw.engine.echo_canceller_ports.get_ref().clone(),
         tone_zone,
         calls: CallSettings {
             routes,
@@ -672,6 +693,16 @@ mod tests {
         let keys: Vec<_> = e.0.iter().map(|e| (e.line, e.key.as_str())).collect();
         assert_eq!(keys, vec![(4, "calls.seat_ring_timeout_s"), (5, "calls.trunk_ring_gap_s")]);
         assert!(e.0[1].message.contains("shorter than the 4000 ms between rings"), "{e}");
+    }
+
+    #[test]
+    fn echo_canceller_ports_must_exist() {
+        let text = "[card]\ndriver = \"sim\"\n[engine]\necho_canceller_ports = [1, 40]\n";
+        let e = Config::parse(text, "x.toml").unwrap_err();
+        assert_eq!((e.0[0].line, e.0[0].key.as_str()), (4, "engine.echo_canceller_ports"));
+        assert!(e.0[0].message.contains("port 40 does not exist"));
+        let ok = Config::parse(&text.replace(", 40", ""), "x.toml").unwrap();
+        assert_eq!(ok.echo_canceller_ports, vec![1]);
     }
 
     #[test]

@@ -170,7 +170,12 @@ impl Running {
             ..EngineConfig::default()
         };
         let (engine, ends) = media::Engine::new(card, &engine_config, prompts.clone(), Some(rec_tx));
-        let engine = media::spawn(engine, ends, "media-sim", config.realtime_priority)?;
+        let mut engine = media::spawn(engine, ends, "media-sim", config.realtime_priority)?;
+        for &port in &config.echo_canceller_ports {
+            if let Some(ch) = info.channel_of_port(port) {
+                let _ = engine.send(EngineCmd::SetEchoCanceller { channel: ch.id, enabled: true });
+            }
+        }
 
         // We hold the lock, so a socket file is left over from a daemon that died.
         let _ = std::fs::remove_file(&socket);
@@ -500,6 +505,16 @@ impl Core {
             }
             return;
         }
+        // Reading CDRs can take a while on a big database: it is answered off the core.
+        if let Request::CdrList { limit } = req.request {
+            let store = self.store.clone();
+            tokio::spawn(async move {
+                let cdrs = store.cdr_list(limit.min(10_000)).await.map_err(|e| e.to_string());
+                let _ =
+                    req.reply.send(cdrs.map(|c| serde_json::Value::Array(c.iter().map(cdr_json).collect())));
+            });
+            return;
+        }
         let result = self.request(req.request, req.play).await;
         let _ = req.reply.send(result);
     }
@@ -786,10 +801,7 @@ impl Core {
     ) -> Result<serde_json::Value, String> {
         match request {
             Request::Status {} => Ok(self.status()),
-            Request::CdrList { limit } => {
-                let cdrs = self.store.cdr_list(limit.min(10_000)).await.map_err(|e| e.to_string())?;
-                Ok(serde_json::Value::Array(cdrs.iter().map(cdr_json).collect()))
-            }
+            Request::CdrList { .. } => Err("internal: cdr.list routed wrongly".into()),
             // The connection task streams notices itself.
             Request::Watch {} => Ok(json!(null)),
             Request::SimCall { port, from, digits, digits_delay_ms, play, hangup_after, .. } => {

@@ -5,8 +5,9 @@
 //! milliseconds it drains the engine's events into the call manager and carries out the
 //! actions that come back. Connections on the control socket are separate tasks that send
 //! requests to the core and receive notices through a broadcast channel. Store writes go to
-//! the store thread in order and are awaited off the core task, so an fsync never delays the
-//! handling of line events.
+//! the store thread in order and are awaited off the core task; the core waits for the store
+//! only to allocate a call id or a VOCID (one small transaction when a call starts or is
+//! answered). Agent connections are tasks too, feeding the sans-IO agent hub in the core.
 
 mod control_server;
 mod core;

@@ -163,13 +163,29 @@ async fn supervisor_controls_are_enforced_and_audited() {
     assert_eq!(code(a.action_enables().await.unwrap_err()), ErrorCode::NotLoggedIn);
     assert_eq!(code(s.do_control(3, 1, 0).await.unwrap_err()), ErrorCode::NotSupported);
 
-    let store = switchboard::store::Store::open(&d.data().join("switchboard.db")).unwrap();
-    let audit = tokio::task::spawn_blocking(move || store.audit_list(50).wait().unwrap()).await.unwrap();
-    let rows: Vec<(String, String, String)> = audit
-        .iter()
-        .filter(|r| r.action.starts_with("control."))
-        .map(|r| (r.actor.clone(), r.action.clone(), r.result.as_str().to_string()))
-        .collect();
+    // Audit rows are written by the store thread shortly after the answers.
+    let db = d.data().join("switchboard.db");
+    let rows = tokio::task::spawn_blocking(move || {
+        let store = switchboard::store::Store::open(&db).unwrap();
+        let mut rows = vec![];
+        for _ in 0..50 {
+            rows = store
+                .audit_list(50)
+                .wait()
+                .unwrap()
+                .iter()
+                .filter(|r| r.action.starts_with("control."))
+                .map(|r| (r.actor.clone(), r.action.clone(), r.result.as_str().to_string()))
+                .collect::<Vec<(String, String, String)>>();
+            if rows.len() >= 4 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        rows
+    })
+    .await
+    .unwrap();
     assert!(rows.contains(&("1001".into(), "control.force-state".into(), "denied".into())), "{rows:?}");
     assert!(rows.contains(&("9001".into(), "control.force-state".into(), "ok".into())), "{rows:?}");
     assert!(rows.contains(&("9001".into(), "control.force-logout".into(), "ok".into())), "{rows:?}");
@@ -230,4 +246,38 @@ async fn bad_lines_get_errors_and_slow_or_silent_clients_are_dropped() {
     );
     // Everyone else is unaffected.
     assert_eq!(a.action_enables().await.unwrap(), (1 << 11) | (1 << 17));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_business_system_logs_an_agent_in_with_a_one_time_ticket() {
+    let d = daemon(FAST_CONFIG);
+    let addr = d.agent_addr();
+    let mut crm = AgentClient::connect(&addr).await.unwrap();
+    let bad = crm
+        .call(json!({"cmd": "SetLoginInfo", "integrationKey": "guess-the-key-000001", "agent": "1001"}))
+        .await;
+    assert_eq!(code(bad.unwrap_err()), ErrorCode::AuthFailed);
+    let issued = crm
+        .call(json!({"cmd": "SetLoginInfo", "integrationKey": "crm-integration-key-0001", "agent": "1001"}))
+        .await
+        .unwrap();
+    let ticket = issued["ticket"].as_str().unwrap().to_string();
+    assert_eq!(ticket.len(), 32);
+
+    let mut a = AgentClient::connect(&addr).await.unwrap();
+    // A ticket is for one agent only.
+    let wrong = a.call(json!({"cmd": "Login", "agent": "1002", "ticket": ticket})).await;
+    assert_eq!(code(wrong.unwrap_err()), ErrorCode::AuthFailed);
+    let issued = crm
+        .call(json!({"cmd": "SetLoginInfo", "integrationKey": "crm-integration-key-0001", "agent": "1001"}))
+        .await
+        .unwrap();
+    let ticket = issued["ticket"].as_str().unwrap().to_string();
+    let who = a.call(json!({"cmd": "Login", "agent": "1001", "ticket": ticket})).await.unwrap();
+    assert_eq!(who["agent"], "1001");
+    assert_eq!(a.open_app(3).await.unwrap()["stateName"], "idle");
+    // And it works once.
+    let mut b = AgentClient::connect(&addr).await.unwrap();
+    let again = b.call(json!({"cmd": "Login", "agent": "1001", "ticket": ticket})).await;
+    assert_eq!(code(again.unwrap_err()), ErrorCode::AuthFailed);
 }
