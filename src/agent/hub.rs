@@ -79,6 +79,8 @@ pub enum HubAction {
     Release { seat: ChannelId },
     /// Send DTMF to the far end of the seat's call.
     SendDtmf { seat: ChannelId, digits: String },
+    /// Put the seat's caller on hold, or take them back.
+    Hold { seat: ChannelId, hold: bool },
     /// Whether the seat may be offered calls.
     Availability { seat: ChannelId, available: bool },
     /// A record for the audit table.
@@ -382,12 +384,13 @@ impl Hub {
     fn enables(&self, i: usize) -> u32 {
         let seat = &self.seats[i];
         let acts: &[Act] = match seat.state {
-            AgentState::Offline | AgentState::Monitoring | AgentState::Dialing | AgentState::Held => &[],
-            AgentState::Idle => &[Act::Pause, Act::SetState],
-            AgentState::Ringing => &[],
-            AgentState::Talking => &[Act::Hangup, Act::SendDtmf],
-            AgentState::WrapUp => &[Act::EndWrapUp, Act::Pause, Act::SetState],
-            AgentState::Paused => &[Act::Unpause, Act::SetState],
+            AgentState::Offline => &[],
+            AgentState::Monitoring | AgentState::Dialing | AgentState::Ringing => &[Act::Message],
+            AgentState::Idle => &[Act::Pause, Act::SetState, Act::Message],
+            AgentState::Talking => &[Act::Hangup, Act::Hold, Act::SendDtmf, Act::Message],
+            AgentState::Held => &[Act::Hangup, Act::Retrieve, Act::Message],
+            AgentState::WrapUp => &[Act::EndWrapUp, Act::Pause, Act::SetState, Act::Message],
+            AgentState::Paused => &[Act::Unpause, Act::SetState, Act::Message],
         };
         acts.iter().fold(0, |m, a| m | a.bit())
     }
@@ -421,6 +424,11 @@ impl Hub {
                 self.actions.push_back(HubAction::SendDtmf { seat: channel, digits: s_param.to_string() });
                 Ok(json!(null))
             }
+            Act::Hold | Act::Retrieve => {
+                self.actions.push_back(HubAction::Hold { seat: channel, hold: act == Act::Hold });
+                Ok(json!(null))
+            }
+            Act::Message => self.message(i, i_param, s_param),
             Act::Pause => {
                 self.seats[i].wrap_until = None;
                 self.set_state(i, AgentState::Paused, s_param);
@@ -450,6 +458,74 @@ impl Hub {
                 let _ = now;
                 err(ErrorCode::NotSupported, format!("action {act_id} ({act:?}) is not supported yet"))
             }
+        }
+    }
+
+    /// ActID 16: iParam 0 to one agent (sParam `AGENT|TEXT`), 2 to everyone (sParam `TEXT`).
+    fn message(&mut self, from_seat: usize, i_param: i64, s_param: &str) -> Reply {
+        let Some(from) = self.seats[from_seat].agent.as_ref().map(|a| a.agent.clone()) else {
+            return err(ErrorCode::NotLoggedIn, "log in first");
+        };
+        let (to, text) = match i_param {
+            0 => match s_param.split_once('|') {
+                Some((to, text)) => (Some(to.to_string()), text),
+                None => {
+                    return err(
+                        ErrorCode::BadRequest,
+                        "sParam must be `AGENT|TEXT` for a message to an agent",
+                    )
+                }
+            },
+            2 => (None, s_param),
+            1 => return err(ErrorCode::NotSupported, "messages to a group are not supported yet"),
+            _ => {
+                return err(ErrorCode::BadRequest, format!("iParam {i_param}: 0 to an agent, 2 to everyone"))
+            }
+        };
+        if text.is_empty() || text.len() > 1024 {
+            return err(ErrorCode::BadRequest, "a message has 1 to 1024 bytes of text");
+        }
+        let targets: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| {
+                s.identity.as_ref().is_some_and(|i| match &to {
+                    Some(to) => &i.agent == to,
+                    None => i.agent != from,
+                })
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        if targets.is_empty() {
+            return match to {
+                Some(to) => err(ErrorCode::NotAllowed, format!("agent {to} is not logged in")),
+                None => Ok(json!({ "delivered": 0 })),
+            };
+        }
+        let mut body = String::new();
+        tags::push_tag(&mut body, "FROM", &from);
+        tags::push_tag(&mut body, "TEXT", text);
+        let slice = self.seats[from_seat].channel.port();
+        for &session in &targets {
+            self.emit_to(session, EventKind::Message, slice, i_param, body.clone());
+        }
+        Ok(json!({ "delivered": targets.len() }))
+    }
+
+    fn emit_to(&mut self, session: SessionId, kind: EventKind, slice: u16, i_param: i64, s_param: String) {
+        if let Some(s) = self.sessions.get_mut(&session) {
+            s.seq += 1;
+            let line =
+                ServerLine::Event(Event { event: kind, seq: s.seq, slice_no: slice, i_param, s_param })
+                    .to_line();
+            self.actions.push_back(HubAction::Send { session, line });
+        }
+    }
+
+    /// The call manager put the seat's caller on hold (or took them back).
+    pub fn held(&mut self, seat: ChannelId, held: bool) {
+        if let Some(i) = self.seat_index(seat) {
+            self.set_state(i, if held { AgentState::Held } else { AgentState::Talking }, "");
         }
     }
 
@@ -599,18 +675,7 @@ impl Hub {
             .map(|(id, _)| *id)
             .collect();
         for session in targets {
-            if let Some(s) = self.sessions.get_mut(&session) {
-                s.seq += 1;
-                let line = ServerLine::Event(Event {
-                    event: kind,
-                    seq: s.seq,
-                    slice_no: slice,
-                    i_param,
-                    s_param: s_param.clone(),
-                })
-                .to_line();
-                self.actions.push_back(HubAction::Send { session, line });
-            }
+            self.emit_to(session, kind, slice, i_param, s_param.clone());
         }
     }
 
@@ -650,7 +715,7 @@ impl Hub {
             if !self.seats[i].call.as_ref().is_some_and(|c| c.call == call) {
                 continue;
             }
-            let talked = self.seats[i].state == AgentState::Talking;
+            let talked = matches!(self.seats[i].state, AgentState::Talking | AgentState::Held);
             self.seats[i].call = None;
             let mut s = String::new();
             tags::push_tag(&mut s, "CAUSE", cause);
@@ -675,7 +740,10 @@ impl Hub {
     pub fn seat_of_call(&self, call: u64) -> Option<ChannelId> {
         self.seats
             .iter()
-            .find(|s| s.state == AgentState::Talking && s.call.as_ref().is_some_and(|c| c.call == call))
+            .find(|s| {
+                matches!(s.state, AgentState::Talking | AgentState::Held)
+                    && s.call.as_ref().is_some_and(|c| c.call == call)
+            })
             .map(|s| s.channel)
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use switchboard_driver_api::{CardInfo, ChannelId, ChannelKind, LineCommand, LineEvent};
 
 use crate::dsp::tone::ProgressTone;
-use crate::media::EngineCmd;
+use crate::media::{EngineCmd, HOLD_MUSIC};
 
 /// A call's identity, unique for the lifetime of the manager.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -152,6 +152,8 @@ enum CallState {
 #[derive(Clone, Debug)]
 struct Call {
     id: CallId,
+    /// The caller hears hold music and the seat is disconnected from them.
+    held: bool,
     trunk: ChannelId,
     route: usize,
     state: CallState,
@@ -375,6 +377,7 @@ impl CallManager {
         };
         self.calls.push(Call {
             id,
+            held: false,
             trunk,
             route,
             state: CallState::Offered { ringing: Vec::new(), tried: Vec::new(), seat_deadline: None },
@@ -489,8 +492,15 @@ impl CallManager {
         self.push(Action::Event(CallEvent::Ended { call, disposition, cause }));
     }
 
+    fn stop_hold_music(&mut self, call: &Call) {
+        if call.held {
+            self.push(Action::Media(EngineCmd::StopPlay { channel: call.trunk }));
+        }
+    }
+
     fn far_end_released(&mut self, now: Instant, i: usize, cause: &'static str) {
         let call = self.calls.remove(i);
+        self.stop_hold_music(&call);
         self.push(Action::Media(EngineCmd::Line { channel: call.trunk, command: LineCommand::OnHook }));
         match call.state {
             CallState::Talking { seat } => {
@@ -521,6 +531,7 @@ impl CallManager {
                 self.seats[index] = SeatState::Idle;
                 if let Some(i) = self.call_index(call) {
                     let call = self.calls.remove(i);
+                    self.stop_hold_music(&call);
                     self.push(Action::StopRecording { call: call.id, channel: call.trunk });
                     self.push(Action::Media(EngineCmd::Unbridge { channel: call.trunk }));
                     self.push(Action::Media(EngineCmd::Line {
@@ -557,6 +568,39 @@ impl CallManager {
         }
     }
 
+    /// Puts the caller of a seat's call on hold: the seat no longer hears them, and they hear
+    /// the hold music. False when the seat has no call in conversation or it is held already.
+    pub fn hold(&mut self, seat: ChannelId) -> bool {
+        let Some(SeatState::Talking(call)) = self.seats.get(usize::from(seat.0)).copied() else {
+            return false;
+        };
+        let Some(i) = self.call_index(call) else { return false };
+        if self.calls[i].held {
+            return false;
+        }
+        self.calls[i].held = true;
+        let trunk = self.calls[i].trunk;
+        self.push(Action::Media(EngineCmd::Unbridge { channel: trunk }));
+        self.push(Action::Media(EngineCmd::PlayPrompt { channel: trunk, prompt: HOLD_MUSIC, repeat: true }));
+        true
+    }
+
+    /// Takes a held caller back to the seat.
+    pub fn retrieve(&mut self, seat: ChannelId) -> bool {
+        let Some(SeatState::Talking(call)) = self.seats.get(usize::from(seat.0)).copied() else {
+            return false;
+        };
+        let Some(i) = self.call_index(call) else { return false };
+        if !self.calls[i].held {
+            return false;
+        }
+        self.calls[i].held = false;
+        let trunk = self.calls[i].trunk;
+        self.push(Action::Media(EngineCmd::StopPlay { channel: trunk }));
+        self.push(Action::Media(EngineCmd::Bridge { a: trunk, b: seat }));
+        true
+    }
+
     /// Releases the call a seat is talking on, at the agent's or a supervisor's request: the
     /// caller is released and the seat hears busy tone until the handset goes down.
     pub fn release_seat(&mut self, now: Instant, seat: ChannelId, cause: &'static str) -> bool {
@@ -564,6 +608,7 @@ impl CallManager {
         let Some(SeatState::Talking(call)) = self.seats.get(index).copied() else { return false };
         let Some(i) = self.call_index(call) else { return false };
         let call = self.calls.remove(i);
+        self.stop_hold_music(&call);
         self.push(Action::Media(EngineCmd::Line { channel: call.trunk, command: LineCommand::OnHook }));
         self.push(Action::StopRecording { call: call.id, channel: call.trunk });
         self.push(Action::Media(EngineCmd::Unbridge { channel: call.trunk }));

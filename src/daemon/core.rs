@@ -162,7 +162,7 @@ impl Running {
             let _ = done_tx.send(done);
         })?;
 
-        let prompts = Arc::new(Prompts::default());
+        let prompts = Arc::new(Prompts { audio: vec![media::hold_music()] });
         let engine_config = EngineConfig {
             tone_zone: zone,
             echo_canceller: config.echo_canceller,
@@ -398,6 +398,14 @@ impl Core {
                     }
                 }
                 HubAction::Availability { seat, available } => self.calls.set_available(now, seat, available),
+                HubAction::Hold { seat, hold } => {
+                    let done = if hold { self.calls.hold(seat) } else { self.calls.retrieve(seat) };
+                    if done {
+                        self.hub.held(seat, hold);
+                    } else {
+                        warn!("{seat}: hold/retrieve asked but the seat's call is not in that state");
+                    }
+                }
                 HubAction::Audit { actor, action, target, detail, result } => {
                     info!("audit: {actor} {action} {} -> {result}", target.as_deref().unwrap_or("-"));
                     let result = match result {

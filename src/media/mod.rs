@@ -49,6 +49,33 @@ const MAX_COMMANDS_PER_TICK: usize = 256;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PromptId(pub u16);
 
+/// The prompt every daemon loads first: music for callers on hold.
+pub const HOLD_MUSIC: PromptId = PromptId(0);
+
+/// A short, gentle, looping tune for callers on hold, synthesised so that the appliance
+/// ships no audio files: a few bars of a pentatonic arpeggio with soft note envelopes,
+/// around -20 dBm0.
+pub fn hold_music() -> Box<[i16]> {
+    const NOTES: [f32; 16] = [
+        523.25, 587.33, 659.25, 783.99, 880.0, 783.99, 659.25, 587.33, 523.25, 659.25, 783.99, 1046.5, 880.0,
+        783.99, 659.25, 587.33,
+    ];
+    let note_len = 3200; // 400 ms
+    let amplitude = crate::dsp::dbm0_to_amplitude(-20.0);
+    let mut out = Vec::with_capacity(NOTES.len() * note_len);
+    for f in NOTES {
+        let step = 2.0 * std::f32::consts::PI * f / 8000.0;
+        for n in 0..note_len {
+            // A quick attack and a long decay, so the notes do not click.
+            let t = n as f32 / note_len as f32;
+            let envelope = (t * 20.0).min(1.0) * (1.0 - t).powf(1.5);
+            let s = (step * n as f32).sin() * amplitude * envelope;
+            out.push(s as i16);
+        }
+    }
+    out.into_boxed_slice()
+}
+
 /// Prompts decoded to linear 8 kHz audio before the engine starts. The engine only reads
 /// them; the control plane keeps the table alive, so the real-time thread never frees one.
 #[derive(Debug, Default)]

@@ -56,7 +56,11 @@ async fn an_agent_gets_ring_talk_with_vocid_dtmf_hangup_and_wrap_up() {
     let d = daemon(FAST_CONFIG);
     let addr = d.agent_addr();
     let mut a = agent(&addr, "1001", 3).await;
-    assert_eq!(a.action_enables().await.unwrap(), (1 << 11) | (1 << 17), "idle: pause, set state");
+    assert_eq!(
+        a.action_enables().await.unwrap(),
+        (1 << 11) | (1 << 16) | (1 << 17),
+        "idle: pause, set state, message"
+    );
 
     let r = d.request(json!({"cmd": "sim.call", "port": 1, "from": "83366857", "digits": "5",
                              "digits_delay_ms": 300, "hangup_after": 2.0}));
@@ -71,7 +75,11 @@ async fn an_agent_gets_ring_talk_with_vocid_dtmf_hangup_and_wrap_up() {
     let talk = a.wait_for(EventKind::Talk).await.unwrap();
     let tags = Tags::parse(&talk.s_param).unwrap();
     let vocid = tags.get("VOCID").expect("Talk carries the VOCID").to_string();
-    assert_eq!(a.action_enables().await.unwrap(), (1 << 2) | (1 << 10), "talking: hang up, send DTMF");
+    assert_eq!(
+        a.action_enables().await.unwrap(),
+        (1 << 2) | (1 << 3) | (1 << 10) | (1 << 16),
+        "talking: hang up, hold, send DTMF, message"
+    );
     let dtmf = a.wait_for(EventKind::Dtmf).await.unwrap();
     assert_eq!(dtmf.s_param, "5");
     let hangup = a.wait_for(EventKind::Hangup).await.unwrap();
@@ -139,7 +147,11 @@ async fn logins_are_checked_rate_limited_and_single_seat() {
     let mut again = AgentClient::connect(&addr).await.unwrap();
     again.login("1001", PW).await.unwrap();
     assert!(matches!(a.read_line().await, Err(ClientError::Closed)));
-    assert_eq!(again.action_enables().await.unwrap(), (1 << 11) | (1 << 17), "the seat came back");
+    assert_eq!(
+        again.action_enables().await.unwrap(),
+        (1 << 11) | (1 << 16) | (1 << 17),
+        "the seat came back"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -219,7 +231,11 @@ async fn bad_lines_get_errors_and_slow_or_silent_clients_are_dropped() {
         switchboard::agent::protocol::ServerLine::Response { error: Some(e), .. } if e.code == ErrorCode::LineTooLong
     ));
     assert_eq!(code(a.do_action(1234, 0, "").await.unwrap_err()), ErrorCode::BadRequest);
-    assert_eq!(a.action_enables().await.unwrap(), (1 << 11) | (1 << 17), "the session is still usable");
+    assert_eq!(
+        a.action_enables().await.unwrap(),
+        (1 << 11) | (1 << 16) | (1 << 17),
+        "the session is still usable"
+    );
 
     // A connection that never logs in is closed.
     let mut silent = AgentClient::connect(&addr).await.unwrap();
@@ -245,7 +261,7 @@ async fn bad_lines_get_errors_and_slow_or_silent_clients_are_dropped() {
         d.log()
     );
     // Everyone else is unaffected.
-    assert_eq!(a.action_enables().await.unwrap(), (1 << 11) | (1 << 17));
+    assert_eq!(a.action_enables().await.unwrap(), (1 << 11) | (1 << 16) | (1 << 17));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -280,4 +296,46 @@ async fn a_business_system_logs_an_agent_in_with_a_one_time_ticket() {
     let mut b = AgentClient::connect(&addr).await.unwrap();
     let again = b.call(json!({"cmd": "Login", "agent": "1001", "ticket": ticket})).await;
     assert_eq!(code(again.unwrap_err()), ErrorCode::AuthFailed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_caller_hears_hold_music_while_held_and_agents_exchange_messages() {
+    let d = daemon(FAST_CONFIG);
+    let addr = d.agent_addr();
+    let mut a = agent(&addr, "1001", 3).await;
+    let mut b = agent(&addr, "1002", 4).await;
+    let mut watch = tokio::task::block_in_place(|| {
+        let mut w = d.connect();
+        w.send(&json!({"id": 1, "cmd": "watch"}));
+        assert_eq!(w.recv()["ok"], true);
+        w
+    });
+    let r = d.request(json!({"cmd": "sim.call", "port": 1, "from": "5"}));
+    assert_eq!(r["ok"], true);
+    a.wait_for(EventKind::Talk).await.unwrap();
+    a.do_action(3, 0, "").await.unwrap();
+    assert!(state_after(&mut a, "STATE:held").await.starts_with("STATE:held|"));
+    assert_eq!(a.action_enables().await.unwrap(), (1 << 2) | (1 << 4) | (1 << 16), "held: hang up, retrieve");
+    // The caller hears the hold music: sound on a line where nobody speaks.
+    tokio::task::block_in_place(|| loop {
+        let n = watch.recv()["notice"].clone();
+        if n["type"] == "far" && n["port"] == 1 && n["what"] == "hears sound" {
+            break;
+        }
+    });
+    a.do_action(4, 0, "").await.unwrap();
+    assert!(state_after(&mut a, "STATE:talking").await.starts_with("STATE:talking|"));
+
+    // Messages: to one agent, then to everyone.
+    let r = a.do_action(16, 0, "1002|please take line 2: VIP").await.unwrap();
+    assert_eq!(r["delivered"], 1);
+    let m = b.wait_for(EventKind::Message).await.unwrap();
+    assert_eq!(Tags::parse(&m.s_param).unwrap().get("TEXT"), Some("please take line 2: VIP"));
+    assert_eq!(Tags::parse(&m.s_param).unwrap().get("FROM"), Some("1001"));
+    assert_eq!(code(a.do_action(16, 0, "7777|hello").await.unwrap_err()), ErrorCode::NotAllowed);
+    assert_eq!(b.do_action(16, 2, "lunch at noon").await.unwrap()["delivered"], 1);
+    let m = a.wait_for(EventKind::Message).await.unwrap();
+    assert_eq!((m.i_param, m.slice_no), (2, 4));
+    a.do_action(2, 0, "").await.unwrap();
+    a.wait_for(EventKind::Hangup).await.unwrap();
 }

@@ -107,7 +107,7 @@ fn an_agent_opens_a_seat_and_gets_ring_talk_hangup_and_wrap_up() {
     assert_eq!(ev.last().unwrap().event, EventKind::Talk);
     assert_eq!(ev.last().unwrap().s_param, "CALLERID:83366857|TTYPE:2|VOCID:20261124080412-000017|");
     let mask = t.req(1, Request::GetActionEnables {})["result"]["mask"].as_u64().unwrap();
-    assert_eq!(mask, (1 << 2) | (1 << 10));
+    assert_eq!(mask, (1 << 2) | (1 << 3) | (1 << 10) | (1 << 16));
 
     t.hub.ended(t.now, 7, "caller hung up");
     let ev = T::events(&t.drain(), 1);
@@ -135,7 +135,7 @@ fn actions_not_allowed_in_the_state_change_nothing() {
     // Pause with a reason, then resume.
     assert_eq!(t.req(1, Request::DoAction { act_id: 11, i_param: 0, s_param: "lunch".into() })["ok"], true);
     let r = t.req(1, Request::GetActionEnables {});
-    assert_eq!(r["result"]["mask"], (1 << 12) | (1 << 17));
+    assert_eq!(r["result"]["mask"], (1 << 12) | (1 << 16) | (1 << 17));
     assert_eq!(t.req(1, Request::DoAction { act_id: 12, i_param: 0, s_param: String::new() })["ok"], true);
 }
 
