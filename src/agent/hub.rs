@@ -81,6 +81,15 @@ pub enum HubAction {
     SendDtmf { seat: ChannelId, digits: String },
     /// Put the seat's caller on hold, or take them back.
     Hold { seat: ChannelId, hold: bool },
+    /// Place an outgoing call from a seat; the driver answers request `id` of `session` with
+    /// [`Hub::reply`] once it knows whether the call could be placed.
+    CallOut {
+        session: SessionId,
+        id: Option<serde_json::Value>,
+        seat: ChannelId,
+        number: String,
+        caller_id: String,
+    },
     /// Whether the seat may be offered calls.
     Availability { seat: ChannelId, available: bool },
     /// A record for the audit table.
@@ -253,6 +262,16 @@ impl Hub {
         id: Option<serde_json::Value>,
         request: Request,
     ) {
+        // A call out is answered by the driver, which knows whether a line is free.
+        if let Request::DoAction { act_id: 7, i_param, s_param } = &request {
+            match self.call_out(session, *i_param, s_param) {
+                Ok((seat, number, caller_id)) => {
+                    self.actions.push_back(HubAction::CallOut { session, id, seat, number, caller_id });
+                }
+                Err((code, message)) => self.reply(session, id, Err((code, message))),
+            }
+            return;
+        }
         let reply = self.dispatch(now, session, request);
         let line = match reply {
             Ok(result) => ServerLine::ok(id, result),
@@ -308,6 +327,64 @@ impl Hub {
             }
             Request::QuerySeats {} => Ok(self.seats_json()),
         }
+    }
+
+    /// Sends the response to a request the driver carried out.
+    pub fn reply(&mut self, session: SessionId, id: Option<serde_json::Value>, reply: Reply) {
+        let line = match reply {
+            Ok(result) => ServerLine::ok(id, result),
+            Err((code, message)) => ServerLine::error(id, code, message),
+        };
+        self.actions.push_back(HubAction::Send { session, line: line.to_line() });
+    }
+
+    /// Checks a DoAction 7: iParam 3 calls an external number, sParam `number` or
+    /// `number|caller-id`.
+    fn call_out(
+        &mut self,
+        session: SessionId,
+        i_param: i64,
+        s_param: &str,
+    ) -> Result<(ChannelId, String, String), (ErrorCode, String)> {
+        if self.sessions.get(&session).and_then(|s| s.identity.as_ref()).is_none() {
+            return err(ErrorCode::NotLoggedIn, "log in first");
+        }
+        let i = self.session_seat(session)?;
+        if self.enables(i) & Act::CallOut.bit() == 0 {
+            return err(
+                ErrorCode::NotAllowed,
+                format!("action 7 (CallOut) is not allowed in state {}", self.seats[i].state.name()),
+            );
+        }
+        match i_param {
+            3 => {}
+            0 => return err(ErrorCode::NotSupported, "calls to an agent number are not supported yet"),
+            _ => {
+                return err(
+                    ErrorCode::BadRequest,
+                    format!("iParam {i_param}: 0 calls an agent number, 3 an external number"),
+                )
+            }
+        }
+        let (number, caller_id) = match s_param.split_once('|') {
+            Some((n, c)) => (n, c),
+            None => (s_param, ""),
+        };
+        if number.is_empty()
+            || number.len() > 30
+            || !number.chars().all(|c| c.is_ascii_digit() || c == '*' || c == '#')
+        {
+            return err(
+                ErrorCode::BadRequest,
+                format!("{number:?} is not a number to dial (0-9 * #, at most 30)"),
+            );
+        }
+        let caller_id = if caller_id.is_empty() {
+            self.seats[i].agent.as_ref().map(|a| a.agent.clone()).unwrap_or_default()
+        } else {
+            caller_id.to_string()
+        };
+        Ok((self.seats[i].channel, number.to_string(), caller_id))
     }
 
     fn session_seat(&self, session: SessionId) -> Result<usize, (ErrorCode, String)> {
@@ -386,10 +463,10 @@ impl Hub {
         let acts: &[Act] = match seat.state {
             AgentState::Offline => &[],
             AgentState::Monitoring | AgentState::Dialing | AgentState::Ringing => &[Act::Message],
-            AgentState::Idle => &[Act::Pause, Act::SetState, Act::Message],
+            AgentState::Idle => &[Act::CallOut, Act::Pause, Act::SetState, Act::Message],
             AgentState::Talking => &[Act::Hangup, Act::Hold, Act::SendDtmf, Act::Message],
             AgentState::Held => &[Act::Hangup, Act::Retrieve, Act::Message],
-            AgentState::WrapUp => &[Act::EndWrapUp, Act::Pause, Act::SetState, Act::Message],
+            AgentState::WrapUp => &[Act::CallOut, Act::EndWrapUp, Act::Pause, Act::SetState, Act::Message],
             AgentState::Paused => &[Act::Unpause, Act::SetState, Act::Message],
         };
         acts.iter().fold(0, |m, a| m | a.bit())
@@ -520,6 +597,17 @@ impl Hub {
                     .to_line();
             self.actions.push_back(HubAction::Send { session, line });
         }
+    }
+
+    /// An outgoing call from the seat made progress.
+    pub fn progress(&mut self, seat: ChannelId, what: &str) {
+        let Some(i) = self.seat_index(seat) else { return };
+        if what == "dialing" {
+            self.set_state(i, AgentState::Dialing, "");
+        }
+        let mut s = String::new();
+        tags::push_tag(&mut s, "PROGRESS", what);
+        self.emit(i, EventKind::Progress, 0, s);
     }
 
     /// The call manager put the seat's caller on hold (or took them back).

@@ -170,6 +170,8 @@ pub enum EventKind {
     Dtmf,
     /// Instant message. sParam `FROM:agent|TEXT:...|`.
     Message,
+    /// An outgoing call made progress. sParam `PROGRESS:dialing|` (or ringback, busy).
+    Progress,
 }
 
 /// Agent states; the number is the state code in events (`StateMsg[code]` is the name).

@@ -93,9 +93,26 @@ impl Disposition {
 /// What a call's CDR needs to be written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CdrUpdate {
-    Start { call: CallId, at: Instant, caller: String, callee: String, trunk: ChannelId },
-    Answer { call: CallId, at: Instant, seat: ChannelId },
-    End { call: CallId, at: Instant, disposition: Disposition, cause: &'static str },
+    Start {
+        call: CallId,
+        at: Instant,
+        caller: String,
+        callee: String,
+        trunk: ChannelId,
+        /// The seat that places an outgoing call; None for incoming calls.
+        outbound_from: Option<ChannelId>,
+    },
+    Answer {
+        call: CallId,
+        at: Instant,
+        seat: ChannelId,
+    },
+    End {
+        call: CallId,
+        at: Instant,
+        disposition: Disposition,
+        cause: &'static str,
+    },
 }
 
 /// Something that happened to a call, for the log and for watchers.
@@ -111,6 +128,8 @@ pub enum CallEvent {
     Answered { call: CallId, seat: ChannelId },
     /// A digit was detected in the audio of one side of the call.
     Digit { call: CallId, channel: ChannelId, digit: char },
+    /// An outgoing call made progress: "dialing", "ringback", "busy".
+    Progress { call: CallId, seat: ChannelId, what: &'static str },
     /// The call ended.
     Ended { call: CallId, disposition: Disposition, cause: &'static str },
 }
@@ -136,9 +155,22 @@ pub enum Action {
 /// Inputs from the media engine and card.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Input {
-    Line { channel: ChannelId, event: LineEvent },
-    Digit { channel: ChannelId, digit: char },
-    Tone { channel: ChannelId, tone: ProgressTone },
+    Line {
+        channel: ChannelId,
+        event: LineEvent,
+    },
+    Digit {
+        channel: ChannelId,
+        digit: char,
+    },
+    Tone {
+        channel: ChannelId,
+        tone: ProgressTone,
+    },
+    /// The engine finished sending the DTMF digits queued on a channel.
+    DtmfSent {
+        channel: ChannelId,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,6 +179,21 @@ enum CallState {
     Offered { ringing: Vec<ChannelId>, tried: Vec<ChannelId>, seat_deadline: Option<Instant> },
     /// Bridged with a seat.
     Talking { seat: ChannelId },
+    /// An outgoing call from a seat that is not answered yet.
+    Outbound { seat: ChannelId, phase: OutPhase, deadline: Option<Instant> },
+}
+
+/// How far an outgoing call has got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OutPhase {
+    /// The agent's phone rings so that they pick it up.
+    RingingSeat,
+    /// The trunk is seized; waiting for the exchange's dial tone.
+    WaitDialTone,
+    /// The number is being sent as DTMF.
+    Dialing,
+    /// Dialled and bridged: the agent hears the progress tones until the far end answers.
+    Progress,
 }
 
 #[derive(Clone, Debug)]
@@ -158,6 +205,8 @@ struct Call {
     route: usize,
     state: CallState,
     last_ring: Instant,
+    /// The number dialled, for outgoing calls.
+    number: String,
 }
 
 /// Caller id collected from DTMF on an idle trunk before the first ring
@@ -234,10 +283,11 @@ impl CallManager {
             .flat_map(|c| {
                 let ring_gap = match c.state {
                     CallState::Offered { .. } => Some(c.last_ring + self.settings.trunk_ring_gap),
-                    CallState::Talking { .. } => None,
+                    CallState::Talking { .. } | CallState::Outbound { .. } => None,
                 };
                 let seat = match &c.state {
                     CallState::Offered { seat_deadline, .. } => *seat_deadline,
+                    CallState::Outbound { deadline, .. } => *deadline,
                     CallState::Talking { .. } => None,
                 };
                 ring_gap.into_iter().chain(seat)
@@ -254,7 +304,7 @@ impl CallManager {
     pub fn calls(&self) -> impl Iterator<Item = (CallId, ChannelId, Option<ChannelId>)> + '_ {
         self.calls.iter().map(|c| {
             let seat = match c.state {
-                CallState::Talking { seat } => Some(seat),
+                CallState::Talking { seat } | CallState::Outbound { seat, .. } => Some(seat),
                 CallState::Offered { .. } => None,
             };
             (c.id, c.trunk, seat)
@@ -278,6 +328,10 @@ impl CallManager {
                 _ => {}
             },
             Input::Digit { channel, digit } => self.digit(now, channel, digit),
+            Input::DtmfSent { channel } => self.outbound_dialled(now, channel),
+            Input::Tone { channel, tone } if self.outbound_on(channel).is_some() => {
+                self.outbound_tone(now, channel, tone)
+            }
             Input::Tone { channel, tone } => {
                 if self.settings.tone_disconnect
                     && matches!(tone, ProgressTone::Busy | ProgressTone::Congestion | ProgressTone::Dial)
@@ -301,14 +355,22 @@ impl CallManager {
         let mut i = 0;
         while i < self.calls.len() {
             let call = &self.calls[i];
-            if let CallState::Offered { seat_deadline, .. } = &call.state {
-                if now >= call.last_ring + self.settings.trunk_ring_gap {
-                    self.abandon(now, i);
+            match &call.state {
+                CallState::Offered { seat_deadline, .. } => {
+                    let seat_due = seat_deadline.is_some_and(|d| now >= d);
+                    if now >= call.last_ring + self.settings.trunk_ring_gap {
+                        self.abandon(now, i);
+                        continue;
+                    }
+                    if seat_due {
+                        self.seat_timeout(now, i);
+                    }
+                }
+                CallState::Outbound { deadline: Some(d), .. } if now >= *d => {
+                    self.outbound_timeout(now, i);
                     continue;
                 }
-                if seat_deadline.is_some_and(|d| now >= d) {
-                    self.seat_timeout(now, i);
-                }
+                _ => {}
             }
             i += 1;
         }
@@ -338,6 +400,7 @@ impl CallManager {
                 }
                 self.offer(now, trunk);
             }
+            LineEvent::PolarityReversal => self.outbound_answered(now, trunk),
             LineEvent::OnHook => {
                 // Loop current dropped: the far end released.
                 if let Some(i) = self.call_on_trunk(trunk) {
@@ -354,7 +417,14 @@ impl CallManager {
         let id = CallId(self.next_id);
         self.next_id += 1;
         let callee = route.map(|r| self.settings.routes[r].name.clone()).unwrap_or_default();
-        self.push(Action::Cdr(CdrUpdate::Start { call: id, at: now, caller: caller.clone(), callee, trunk }));
+        self.push(Action::Cdr(CdrUpdate::Start {
+            call: id,
+            at: now,
+            caller: caller.clone(),
+            callee,
+            trunk,
+            outbound_from: None,
+        }));
         self.push(Action::Event(CallEvent::Offered { call: id, trunk, caller }));
         let Some(route) = route else {
             if let Some(last) = self.unrouted_ring.get_mut(usize::from(trunk.0)) {
@@ -382,6 +452,7 @@ impl CallManager {
             route,
             state: CallState::Offered { ringing: Vec::new(), tried: Vec::new(), seat_deadline: None },
             last_ring: now,
+            number: String::new(),
         });
         let i = self.calls.len() - 1;
         self.ring_seats(now, i);
@@ -468,7 +539,7 @@ impl CallManager {
                 .iter()
                 .filter_map(|&p| ChannelId::from_port(p))
                 .all(|c| tried.contains(&c) || self.seats.get(usize::from(c.0)) != Some(&SeatState::Idle)),
-            CallState::Talking { .. } => false,
+            CallState::Talking { .. } | CallState::Outbound { .. } => false,
         };
         if all_tried {
             if let CallState::Offered { tried, .. } = &mut self.calls[i].state {
@@ -515,6 +586,9 @@ impl CallManager {
                 self.calls.insert(i, call);
                 self.abandon(now, i);
             }
+            CallState::Outbound { seat, .. } => {
+                self.outbound_failed(now, call, seat, Disposition::NoAnswer, cause)
+            }
         }
     }
 
@@ -522,7 +596,16 @@ impl CallManager {
         let index = usize::from(seat.0);
         let state = self.seats[index];
         match (event, state) {
-            (LineEvent::OffHook, SeatState::Ringing(call)) => self.answer(now, call, seat),
+            (LineEvent::OffHook, SeatState::Ringing(call)) => {
+                let outbound = self
+                    .call_index(call)
+                    .is_some_and(|i| matches!(self.calls[i].state, CallState::Outbound { .. }));
+                if outbound {
+                    self.outbound_seat_answered(now, call, seat);
+                } else {
+                    self.answer(now, call, seat);
+                }
+            }
             (LineEvent::OffHook, SeatState::Idle) => {
                 self.seats[index] = SeatState::OffHookIdle;
                 self.push(Action::Media(EngineCmd::PlayTone { channel: seat, tone: ProgressTone::Dial }));
@@ -538,7 +621,11 @@ impl CallManager {
                         channel: call.trunk,
                         command: LineCommand::OnHook,
                     }));
-                    self.end(now, call.id, Disposition::Answered, "agent hung up");
+                    if matches!(call.state, CallState::Outbound { .. }) {
+                        self.end(now, call.id, Disposition::NoAnswer, "agent hung up before the answer");
+                    } else {
+                        self.end(now, call.id, Disposition::Answered, "agent hung up");
+                    }
                 }
                 self.offer_waiting(now);
             }
@@ -680,6 +767,8 @@ impl CallManager {
         }
     }
 }
+
+pub mod outbound;
 
 #[cfg(test)]
 mod tests;

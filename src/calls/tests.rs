@@ -262,3 +262,57 @@ fn a_released_seat_call_ends_and_frees_the_trunk() {
     assert!(!m.release_seat(t0, S1, "again"));
     assert_eq!(m.active_calls(), 0);
 }
+
+#[test]
+fn an_outgoing_call_rings_the_seat_seizes_a_trunk_dials_and_is_answered_by_polarity_reversal() {
+    let (mut m, t0) = manager(Strategy::RingAll);
+    assert_eq!(m.call_out(t0, S1, "12a", ""), Err(outbound::CallOutError::BadNumber));
+    let call = m.call_out(t0, S1, "83366857", "1001").unwrap();
+    let a = drain(&mut m);
+    assert_eq!(ringing(&a), vec![S1]);
+    assert!(matches!(&a[0], Action::Cdr(CdrUpdate::Start { outbound_from: Some(S1), trunk: T1, .. })));
+    // The agent picks up: the trunk is seized.
+    let a = line(&mut m, t0, S1, LineEvent::OffHook);
+    assert_eq!(a, vec![Action::Media(EngineCmd::Line { channel: T1, command: LineCommand::OffHook })]);
+    // Dial tone: the number goes out as DTMF.
+    m.handle(t0, Input::Tone { channel: T1, tone: ProgressTone::Dial });
+    let a = drain(&mut m);
+    assert!(a.contains(&Action::Media(EngineCmd::SendDtmf {
+        channel: T1,
+        digits: "83366857".try_into().unwrap()
+    })));
+    m.handle(t0, Input::DtmfSent { channel: T1 });
+    assert_eq!(drain(&mut m), vec![Action::Media(EngineCmd::Bridge { a: T1, b: S1 })]);
+    // The card has two trunks: a second call out takes the other, a third finds none.
+    assert!(m.call_out(t0, S2, "1", "").is_ok());
+    assert_eq!(m.call_out(t0, S3, "1", ""), Err(outbound::CallOutError::NoTrunk));
+    assert_eq!(m.call_out(t0, S1, "1", ""), Err(outbound::CallOutError::SeatBusy));
+    drain(&mut m);
+    let a = line(&mut m, t0 + Duration::from_secs(9), T1, LineEvent::PolarityReversal);
+    assert!(a.contains(&Action::StartRecording { call, channel: T1 }));
+    assert!(a.contains(&Action::Event(CallEvent::Answered { call, seat: S1 })));
+    let a = line(&mut m, t0 + Duration::from_secs(20), S1, LineEvent::OnHook);
+    assert!(a
+        .iter()
+        .any(|x| matches!(x, Action::Cdr(CdrUpdate::End { disposition: Disposition::Answered, .. }))));
+}
+
+#[test]
+fn an_outgoing_call_without_dial_tone_fails() {
+    let (mut m, t0) = manager(Strategy::RingAll);
+    line(&mut m, t0, S1, LineEvent::OffHook);
+    m.call_out(t0, S1, "110", "").unwrap();
+    drain(&mut m);
+    let deadline = m.poll_timeout().unwrap();
+    m.handle_timeout(deadline);
+    let a = drain(&mut m);
+    assert!(a.contains(&Action::Media(EngineCmd::Line { channel: T1, command: LineCommand::OnHook })));
+    assert!(a.iter().any(|x| matches!(
+        x,
+        Action::Cdr(CdrUpdate::End {
+            disposition: Disposition::Failed,
+            cause: "no dial tone on the trunk",
+            ..
+        })
+    )));
+}

@@ -125,6 +125,12 @@ pub enum Notice {
         call: String,
         seat: u16,
     },
+    /// An outgoing call made progress: dialing, ringback, busy.
+    Progress {
+        call: String,
+        seat: u16,
+        what: String,
+    },
     Recording {
         call: String,
         vocid: String,
@@ -156,6 +162,7 @@ impl Notice {
             | Notice::SeatRinging { call, .. }
             | Notice::CallWaiting { call }
             | Notice::CallAnswered { call, .. }
+            | Notice::Progress { call, .. }
             | Notice::Recording { call, .. }
             | Notice::Digit { call, .. }
             | Notice::CallEnded { call, .. } => Some(call),

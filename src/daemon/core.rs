@@ -72,6 +72,7 @@ struct CallRecord {
     slot: Option<u16>,
     trunk: ChannelId,
     caller: String,
+    outbound: bool,
 }
 
 /// The daemon once started.
@@ -398,6 +399,19 @@ impl Core {
                     }
                 }
                 HubAction::Availability { seat, available } => self.calls.set_available(now, seat, available),
+                HubAction::CallOut { session, id, seat, number, caller_id } => {
+                    let reply = match self.calls.call_out(now, seat, &number, &caller_id) {
+                        Ok(_) => {
+                            info!("{seat}: calling {number} for its agent");
+                            Ok(json!(null))
+                        }
+                        Err(e) => Err((
+                            crate::agent::protocol::ErrorCode::NotAllowed,
+                            format!("cannot call out: {e}"),
+                        )),
+                    };
+                    self.hub.reply(session, id, reply);
+                }
                 HubAction::Hold { seat, hold } => {
                     let done = if hold { self.calls.hold(seat) } else { self.calls.retrieve(seat) };
                     if done {
@@ -457,7 +471,8 @@ impl Core {
                     warn!("{channel}: media command failed: {reason}");
                     None
                 }
-                EngineEvent::PlayDone { .. } | EngineEvent::DtmfSent { .. } => None,
+                EngineEvent::DtmfSent { channel } => Some(Input::DtmfSent { channel }),
+                EngineEvent::PlayDone { .. } => None,
             };
             if let Some(input) = input {
                 self.calls.handle(now, input);
@@ -656,7 +671,7 @@ impl Core {
 
     async fn cdr(&mut self, update: CdrUpdate) {
         match update {
-            CdrUpdate::Start { call, at, caller, callee, trunk } => {
+            CdrUpdate::Start { call, at, caller, callee, trunk, outbound_from } => {
                 let start = self.wall(at);
                 let call_id = match self.store.next_call_id(start).await {
                     Ok(id) => id,
@@ -670,13 +685,26 @@ impl Core {
                     call_id: call_id.clone(),
                     start,
                     caller: caller.clone(),
-                    callee,
+                    callee: callee.clone(),
                     trunk_port: Some(trunk.port()),
-                    seat_port: None,
-                    direction: store::Direction::In,
+                    seat_port: outbound_from.map(|s| s.port()),
+                    direction: if outbound_from.is_some() {
+                        store::Direction::Out
+                    } else {
+                        store::Direction::In
+                    },
                 };
                 self.persist("cdr start", self.store.cdr_start(cdr));
-                self.records.insert(call, CallRecord { call_id, vocid: None, slot: None, trunk, caller });
+                // The party the agent talks to: the caller of an incoming call, the number
+                // dialled for an outgoing one.
+                let (other, outbound) = match outbound_from {
+                    Some(_) => (callee, true),
+                    None => (caller, false),
+                };
+                self.records.insert(
+                    call,
+                    CallRecord { call_id, vocid: None, slot: None, trunk, caller: other, outbound },
+                );
             }
             CdrUpdate::Answer { call, at, seat } => {
                 if let Some(r) = self.records.get(&call) {
@@ -722,11 +750,18 @@ impl Core {
                 let id = self.call_id(call);
                 info!("call {id}: ringing seat {seat}");
                 let mut t = Tags::new();
-                let caller = self.records.get(&call).map(|r| r.caller.clone()).unwrap_or_default();
+                let (caller, outbound) =
+                    self.records.get(&call).map(|r| (r.caller.clone(), r.outbound)).unwrap_or_default();
                 t.set(tags::CALLERID, caller);
-                t.set(tags::TTYPE, "2");
+                t.set(tags::TTYPE, if outbound { "1" } else { "2" });
                 self.hub.ringing(seat, call.0, t, true);
                 Notice::SeatRinging { call: id, seat: seat.port() }
+            }
+            CallEvent::Progress { call, seat, what } => {
+                let id = self.call_id(call);
+                info!("call {id}: {what}");
+                self.hub.progress(seat, what);
+                Notice::Progress { call: id, seat: seat.port(), what: what.into() }
             }
             CallEvent::Waiting { call } => {
                 let id = self.call_id(call);
@@ -973,6 +1008,7 @@ fn describe_report(report: FarReport) -> (ChannelId, String) {
             (channel, if speech { "hears sound".into() } else { "hears silence".into() })
         }
         FarReport::Recorded { channel } => (channel, "recording done".into()),
+        FarReport::Dialled { channel, number } => (channel, format!("exchange got number {number}")),
         FarReport::Refused { channel, reason } => (channel, format!("refused: {reason}")),
     }
 }

@@ -42,6 +42,34 @@ pub enum Disconnect {
     BusyTone,
 }
 
+/// How the simulated exchange handles a call our side places on a trunk. Every number is
+/// answered after [`CALLEE_ANSWER_MS`], except numbers starting with `9999` (busy) and
+/// `8888` (never answered), so tests can reach each outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outgoing {
+    None,
+    /// Dial tone, waiting for the first digit.
+    DialTone,
+    /// Collecting digits; ticks since the last one.
+    Collecting {
+        idle: u32,
+    },
+    /// Ringing the called party; ticks so far, and whether it will answer.
+    Ringing {
+        ticks: u32,
+        answers: bool,
+    },
+    /// The called number is busy.
+    Busy,
+    /// The called party answered.
+    Answered,
+}
+
+/// How long the simulated called party rings before answering.
+pub const CALLEE_ANSWER_MS: u32 = 2000;
+/// Silence after the last digit that ends a dialled number.
+const END_OF_NUMBER_MS: u32 = 1500;
+
 /// A command to the far end of one port.
 #[derive(Clone, Debug)]
 pub enum FarCommand {
@@ -73,8 +101,10 @@ pub enum FarCommand {
 }
 
 /// What the far end of a port reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FarReport {
+    /// Trunk: our side dialled this number on a seized line.
+    Dialled { channel: ChannelId, number: heapless::String<MAX_DIGITS> },
     /// Trunk: the exchange started ringing the port. Seat: the phone started ringing.
     Ringing { channel: ChannelId },
     /// The line is connected end to end.
@@ -152,6 +182,10 @@ struct Port {
     heard_tone: Option<ProgressTone>,
     /// Ticks the far end has been hearing that tone.
     heard_tone_ticks: u32,
+    /// What the exchange does with a line our side seized.
+    outgoing: Outgoing,
+    /// The digits our side dialled on a seized line.
+    dialled: heapless::String<MAX_DIGITS>,
     /// Seat: the phone answered by itself, so it acts like an agent who puts the handset
     /// down on hearing busy tone, or dial tone where a call was expected.
     agent: bool,
@@ -220,6 +254,8 @@ impl FarEndSim {
                 capture: None,
                 heard_tone: None,
                 heard_tone_ticks: 0,
+                outgoing: Outgoing::None,
+                dialled: heapless::String::new(),
                 agent: false,
             })
             .collect();
@@ -380,7 +416,21 @@ impl FarEndSim {
                 dropped.fetch_add(1, Ordering::Relaxed);
             }
         };
-        p.detector.process(&p.heard, |digit| report(FarReport::HeardDigit { channel, digit }));
+        let collecting = matches!(p.outgoing, Outgoing::DialTone | Outgoing::Collecting { .. });
+        let dialled = &mut p.dialled;
+        let mut got_digit = false;
+        p.detector.process(&p.heard, |digit| {
+            if collecting {
+                let _ = dialled.push(digit);
+                got_digit = true;
+            }
+            report(FarReport::HeardDigit { channel, digit })
+        });
+        if got_digit {
+            // The exchange stops dial tone at the first digit.
+            p.tone = None;
+            p.outgoing = Outgoing::Collecting { idle: 0 };
+        }
         let mut heard_tone = p.heard_tone;
         p.tones.process(&p.heard, |tone| {
             heard_tone = if tone == ProgressTone::Silence { None } else { Some(tone) };
@@ -440,6 +490,51 @@ impl FarEndSim {
         }
         g711::encode_block(p.law, &out, say);
         (digits_done, play_done)
+    }
+
+    /// The exchange's side of a call our side places: number collection, ringing, answer.
+    fn exchange(&mut self, i: usize, line: FarLine) -> FarAction {
+        let channel = ChannelId(i as u16);
+        if line != FarLine::Seized {
+            if line == FarLine::Idle {
+                self.ports[i].outgoing = Outgoing::None;
+            }
+            return FarAction::None;
+        }
+        let zone = &self.zone;
+        let p = &mut self.ports[i];
+        match p.outgoing {
+            Outgoing::Collecting { idle } if idle + 1 >= ms_to_ticks(END_OF_NUMBER_MS) => {
+                let number = p.dialled.clone();
+                let (tone, next) = if number.starts_with("9999") {
+                    (ProgressTone::Busy, Outgoing::Busy)
+                } else {
+                    (
+                        ProgressTone::Ringback,
+                        Outgoing::Ringing { ticks: 0, answers: !number.starts_with("8888") },
+                    )
+                };
+                p.tone = ToneGenerator::for_progress_tone(zone, tone, TONE_LEVEL_DBM0);
+                p.outgoing = next;
+                self.report(FarReport::Dialled { channel, number });
+            }
+            Outgoing::Collecting { idle } => p.outgoing = Outgoing::Collecting { idle: idle + 1 },
+            Outgoing::Ringing { ticks, answers } => {
+                if answers && ticks + 1 >= ms_to_ticks(CALLEE_ANSWER_MS) {
+                    p.tone = None;
+                    p.outgoing = Outgoing::Answered;
+                    // From here the called party behaves like any far end in conversation.
+                    p.script = Script::Talking { ticks: 0 };
+                    p.pending_digits.clear();
+                    p.hangup_after_ticks = None;
+                    p.hangup_requested = false;
+                    return FarAction::Answer;
+                }
+                p.outgoing = Outgoing::Ringing { ticks: ticks + 1, answers };
+            }
+            Outgoing::None | Outgoing::DialTone | Outgoing::Busy | Outgoing::Answered => {}
+        }
+        FarAction::None
     }
 
     fn trunk(&mut self, i: usize, line: FarLine) -> FarAction {
@@ -555,14 +650,13 @@ impl FarEnd for FarEndSim {
                 FarLine::Released | FarLine::Idle | FarLine::Seized => {}
             }
         }
-        // An exchange gives dial tone on a line seized with no call on it, for example when
-        // our side answers just after the caller gave up.
-        if line == FarLine::Seized
-            && self.ports[i].kind == ChannelKind::FxoTrunk
-            && self.ports[i].tone.is_none()
-        {
-            self.ports[i].tone =
-                ToneGenerator::for_progress_tone(&self.zone, ProgressTone::Dial, TONE_LEVEL_DBM0);
+        if self.ports[i].kind == ChannelKind::FxoTrunk && line == FarLine::Seized && last != FarLine::Seized {
+            // Our side seized the line: the exchange gives dial tone and waits for a number.
+            // (This is also what our side hears if it answers just after a caller gave up.)
+            let p = &mut self.ports[i];
+            p.outgoing = Outgoing::DialTone;
+            p.dialled.clear();
+            p.tone = ToneGenerator::for_progress_tone(&self.zone, ProgressTone::Dial, TONE_LEVEL_DBM0);
         }
         self.listen(i, heard);
         let (digits_done, play_done) = self.speak(i, say);
@@ -574,7 +668,10 @@ impl FarEnd for FarEndSim {
             self.report(FarReport::PlayDone { channel: ch.id });
         }
         let action = match self.ports[i].kind {
-            ChannelKind::FxoTrunk => self.trunk(i, line),
+            ChannelKind::FxoTrunk => match self.exchange(i, line) {
+                FarAction::None => self.trunk(i, line),
+                action => action,
+            },
             ChannelKind::FxsSeat | ChannelKind::Sound => self.seat(i, line),
             ChannelKind::E1Bearer | ChannelKind::E1Signalling => FarAction::None,
         };

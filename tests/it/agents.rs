@@ -58,8 +58,8 @@ async fn an_agent_gets_ring_talk_with_vocid_dtmf_hangup_and_wrap_up() {
     let mut a = agent(&addr, "1001", 3).await;
     assert_eq!(
         a.action_enables().await.unwrap(),
-        (1 << 11) | (1 << 16) | (1 << 17),
-        "idle: pause, set state, message"
+        (1 << 7) | (1 << 11) | (1 << 16) | (1 << 17),
+        "idle: call out, pause, set state, message"
     );
 
     let r = d.request(json!({"cmd": "sim.call", "port": 1, "from": "83366857", "digits": "5",
@@ -149,7 +149,7 @@ async fn logins_are_checked_rate_limited_and_single_seat() {
     assert!(matches!(a.read_line().await, Err(ClientError::Closed)));
     assert_eq!(
         again.action_enables().await.unwrap(),
-        (1 << 11) | (1 << 16) | (1 << 17),
+        (1 << 7) | (1 << 11) | (1 << 16) | (1 << 17),
         "the seat came back"
     );
 }
@@ -233,7 +233,7 @@ async fn bad_lines_get_errors_and_slow_or_silent_clients_are_dropped() {
     assert_eq!(code(a.do_action(1234, 0, "").await.unwrap_err()), ErrorCode::BadRequest);
     assert_eq!(
         a.action_enables().await.unwrap(),
-        (1 << 11) | (1 << 16) | (1 << 17),
+        (1 << 7) | (1 << 11) | (1 << 16) | (1 << 17),
         "the session is still usable"
     );
 
@@ -261,7 +261,7 @@ async fn bad_lines_get_errors_and_slow_or_silent_clients_are_dropped() {
         d.log()
     );
     // Everyone else is unaffected.
-    assert_eq!(a.action_enables().await.unwrap(), (1 << 11) | (1 << 16) | (1 << 17));
+    assert_eq!(a.action_enables().await.unwrap(), (1 << 7) | (1 << 11) | (1 << 16) | (1 << 17));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -338,4 +338,65 @@ async fn the_caller_hears_hold_music_while_held_and_agents_exchange_messages() {
     assert_eq!((m.i_param, m.slice_no), (2, 4));
     a.do_action(2, 0, "").await.unwrap();
     a.wait_for(EventKind::Hangup).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn click_to_call_reaches_the_far_end_and_busy_numbers_fail_cleanly() {
+    let d = daemon(FAST_CONFIG);
+    let addr = d.agent_addr();
+    let mut a = agent(&addr, "1001", 3).await;
+    let mut watch = tokio::task::block_in_place(|| {
+        let mut w = d.connect();
+        w.send(&json!({"id": 1, "cmd": "watch"}));
+        assert_eq!(w.recv()["ok"], true);
+        w
+    });
+    assert_eq!(a.action_enables().await.unwrap() & 128, 128, "call out allowed when idle");
+    assert_eq!(code(a.do_action(7, 3, "8336x857").await.unwrap_err()), ErrorCode::BadRequest);
+    // The reference's click-to-call: DoAction(7, 3, number).
+    a.do_action(7, 3, "83366857").await.unwrap();
+    let ring = a.wait_for(EventKind::Ring).await.unwrap();
+    let tags = Tags::parse(&ring.s_param).unwrap();
+    assert_eq!((tags.get("CALLERID"), tags.get("TTYPE")), (Some("83366857"), Some("1")));
+    let progress = a.wait_for(EventKind::Progress).await.unwrap();
+    assert_eq!(progress.s_param, "PROGRESS:dialing|");
+    let talk = a.wait_for(EventKind::Talk).await.unwrap();
+    assert!(Tags::parse(&talk.s_param).unwrap().get("VOCID").is_some());
+    // The number reached the simulated exchange on a trunk.
+    tokio::task::block_in_place(|| loop {
+        let n = watch.recv()["notice"].clone();
+        if n["type"] == "far" && n["what"] == "exchange got number 83366857" {
+            break;
+        }
+    });
+    a.do_action(2, 0, "").await.unwrap();
+    a.wait_for(EventKind::Hangup).await.unwrap();
+    let cdr = tokio::task::block_in_place(|| {
+        assert!(crate::harness::eventually(Duration::from_secs(5), || d.cdrs()[0]["end"].is_string()));
+        d.cdrs()[0].clone()
+    });
+    assert_eq!(cdr["direction"], "out");
+    assert_eq!(cdr["callee"], "83366857");
+    assert_eq!(cdr["caller"], "1001");
+    assert_eq!(cdr["seat_port"], 3);
+    assert_eq!(cdr["disposition"], "answered");
+
+    // A busy number: the agent sees the progress and the call ends as busy.
+    state_after(&mut a, "STATE:idle").await;
+    a.do_action(7, 3, "99995555|4008001234").await.unwrap();
+    let busy = loop {
+        let e = a.wait_for(EventKind::Progress).await.unwrap();
+        if e.s_param == "PROGRESS:busy|" {
+            break e;
+        }
+    };
+    assert_eq!(busy.slice_no, 3);
+    let hangup = a.wait_for(EventKind::Hangup).await.unwrap();
+    assert_eq!(hangup.s_param, "CAUSE:the called number is busy|");
+    let cdr = tokio::task::block_in_place(|| {
+        assert!(crate::harness::eventually(Duration::from_secs(5), || d.cdrs()[0]["callee"] == "99995555"
+            && d.cdrs()[0]["end"].is_string()));
+        d.cdrs()[0].clone()
+    });
+    assert_eq!((cdr["disposition"].as_str(), cdr["caller"].as_str()), (Some("busy"), Some("4008001234")));
 }

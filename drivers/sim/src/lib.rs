@@ -79,6 +79,9 @@ pub enum FarAction {
     Hangup,
     /// Seat: a short on-hook pulse (hook flash).
     Flash,
+    /// Trunk: the party our side dialled answers; the exchange reverses the line polarity
+    /// (answer supervision).
+    Answer,
 }
 
 /// The behaviour at the far end of every port, called once per channel per tick from the
@@ -197,6 +200,10 @@ impl<F: FarEnd> SimCard<F> {
                             io.push_event(id, LineEvent::RingEnd);
                         }
                         *line = Line::IDLE;
+                    }
+                    (FarLine::Seized, FarAction::Answer) => {
+                        line.far = FarLine::Connected;
+                        io.push_event(id, LineEvent::PolarityReversal);
                     }
                     (FarLine::Connected, FarAction::Hangup) => {
                         // The exchange drops loop current when the far end releases.

@@ -1,0 +1,239 @@
+//! Outgoing calls placed from a seat (click-to-call, DoAction 7): ring the agent's phone,
+//! seize a trunk, wait for dial tone, dial the number in DTMF, bridge the agent to the line
+//! so they hear the progress tones, and take the line's polarity reversal as the answer.
+
+use std::time::{Duration, Instant};
+
+use switchboard_driver_api::{ChannelId, ChannelKind, LineCommand};
+
+use super::{
+    Action, Call, CallEvent, CallId, CallManager, CallState, CdrUpdate, Disposition, OutPhase, SeatState,
+};
+use crate::dsp::tone::ProgressTone;
+use crate::media::EngineCmd;
+
+/// How long the agent's phone rings before the outgoing call is given up.
+const SEAT_ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long to wait for the exchange's dial tone after seizing a trunk.
+const DIAL_TONE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a dialled call may ring before it counts as not answered.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why an outgoing call could not be placed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CallOutError {
+    #[error("the seat is busy")]
+    SeatBusy,
+    #[error("no such seat")]
+    NoSuchSeat,
+    #[error("no free trunk line")]
+    NoTrunk,
+    #[error("the number is empty, too long or has characters other than 0-9 * #")]
+    BadNumber,
+}
+
+impl CallManager {
+    /// Places an outgoing call from `seat` to `number` through a free trunk. The seat's phone
+    /// rings first, unless it is already off-hook.
+    pub fn call_out(
+        &mut self,
+        now: Instant,
+        seat: ChannelId,
+        number: &str,
+        caller_id: &str,
+    ) -> Result<CallId, CallOutError> {
+        if number.is_empty()
+            || number.len() > 30
+            || !number.chars().all(|c| c.is_ascii_digit() || c == '*' || c == '#')
+        {
+            return Err(CallOutError::BadNumber);
+        }
+        let index = usize::from(seat.0);
+        if !matches!(self.kind(seat), Some(ChannelKind::FxsSeat | ChannelKind::Sound)) {
+            return Err(CallOutError::NoSuchSeat);
+        }
+        let state = self.seats[index];
+        if !matches!(state, SeatState::Idle | SeatState::OffHookIdle | SeatState::Released) {
+            return Err(CallOutError::SeatBusy);
+        }
+        let trunk = self.free_trunk(now).ok_or(CallOutError::NoTrunk)?;
+        let id = CallId(self.next_id);
+        self.next_id += 1;
+        self.calls.push(Call {
+            id,
+            held: false,
+            trunk,
+            route: usize::MAX,
+            state: CallState::Outbound {
+                seat,
+                phase: OutPhase::RingingSeat,
+                deadline: Some(now + SEAT_ANSWER_TIMEOUT),
+            },
+            last_ring: now,
+            number: number.to_string(),
+        });
+        self.push(Action::Cdr(CdrUpdate::Start {
+            call: id,
+            at: now,
+            caller: caller_id.to_string(),
+            callee: number.to_string(),
+            trunk,
+            outbound_from: Some(seat),
+        }));
+        if matches!(state, SeatState::OffHookIdle | SeatState::Released) {
+            // The agent already holds the handset (hearing dial or busy tone): go straight
+            // to the line.
+            self.push(Action::Media(EngineCmd::StopPlay { channel: seat }));
+            self.seats[index] = SeatState::Talking(id);
+            // Watchers learn of the call the same way as when the phone rings.
+            self.push(Action::Event(CallEvent::SeatRinging { call: id, seat }));
+            self.seize(now, id, seat);
+        } else {
+            self.seats[index] = SeatState::Ringing(id);
+            self.push(Action::Media(EngineCmd::Line { channel: seat, command: LineCommand::Ring }));
+            self.push(Action::Event(CallEvent::SeatRinging { call: id, seat }));
+        }
+        Ok(id)
+    }
+
+    /// A trunk with no call on it and no incoming call arriving.
+    fn free_trunk(&self, now: Instant) -> Option<ChannelId> {
+        (0..self.kinds.len()).map(|i| ChannelId(i as u16)).find(|&c| {
+            let i = usize::from(c.0);
+            self.kinds[i] == ChannelKind::FxoTrunk
+                && self.call_on_trunk(c).is_none()
+                && !self.unrouted_ring[i]
+                    .is_some_and(|t| now.saturating_duration_since(t) < self.settings.trunk_ring_gap)
+                && !self.cid[i].active
+        })
+    }
+
+    /// The outgoing call not yet answered on a trunk, if any.
+    pub(super) fn outbound_on(&self, trunk: ChannelId) -> Option<usize> {
+        self.call_on_trunk(trunk).filter(|&i| matches!(self.calls[i].state, CallState::Outbound { .. }))
+    }
+
+    fn set_phase(&mut self, i: usize, phase: OutPhase, deadline: Option<Instant>) {
+        if let CallState::Outbound { seat, .. } = self.calls[i].state {
+            self.calls[i].state = CallState::Outbound { seat, phase, deadline };
+        }
+    }
+
+    fn seize(&mut self, now: Instant, call: CallId, _seat: ChannelId) {
+        let Some(i) = self.call_index(call) else { return };
+        let trunk = self.calls[i].trunk;
+        self.set_phase(i, OutPhase::WaitDialTone, Some(now + DIAL_TONE_TIMEOUT));
+        self.push(Action::Media(EngineCmd::Line { channel: trunk, command: LineCommand::OffHook }));
+    }
+
+    pub(super) fn outbound_seat_answered(&mut self, now: Instant, call: CallId, seat: ChannelId) {
+        self.seats[usize::from(seat.0)] = SeatState::Talking(call);
+        self.seize(now, call, seat);
+    }
+
+    pub(super) fn outbound_tone(&mut self, now: Instant, trunk: ChannelId, tone: ProgressTone) {
+        let Some(i) = self.outbound_on(trunk) else { return };
+        let CallState::Outbound { seat, phase, .. } = self.calls[i].state else { return };
+        let id = self.calls[i].id;
+        match (phase, tone) {
+            (OutPhase::WaitDialTone, ProgressTone::Dial) => {
+                let digits = heapless::String::try_from(self.calls[i].number.as_str());
+                match digits {
+                    Ok(digits) => {
+                        self.set_phase(
+                            i,
+                            OutPhase::Dialing,
+                            Some(now + DIAL_TONE_TIMEOUT + Duration::from_secs(10)),
+                        );
+                        self.push(Action::Media(EngineCmd::SendDtmf { channel: trunk, digits }));
+                        self.push(Action::Event(CallEvent::Progress { call: id, seat, what: "dialing" }));
+                    }
+                    Err(_) => {
+                        let call = self.calls.remove(i);
+                        self.outbound_failed(now, call, seat, Disposition::Failed, "number too long");
+                    }
+                }
+            }
+            (OutPhase::Progress, ProgressTone::Ringback) => {
+                self.push(Action::Event(CallEvent::Progress { call: id, seat, what: "ringback" }));
+            }
+            (OutPhase::Progress | OutPhase::Dialing, ProgressTone::Busy | ProgressTone::Congestion) => {
+                self.push(Action::Event(CallEvent::Progress { call: id, seat, what: "busy" }));
+                let call = self.calls.remove(i);
+                self.outbound_failed(now, call, seat, Disposition::Busy, "the called number is busy");
+            }
+            _ => {}
+        }
+    }
+
+    /// The engine finished sending the number: connect the agent to the line.
+    pub(super) fn outbound_dialled(&mut self, now: Instant, trunk: ChannelId) {
+        let Some(i) = self.outbound_on(trunk) else { return };
+        let CallState::Outbound { seat, phase: OutPhase::Dialing, .. } = self.calls[i].state else { return };
+        self.set_phase(i, OutPhase::Progress, Some(now + ANSWER_TIMEOUT));
+        self.push(Action::Media(EngineCmd::Bridge { a: trunk, b: seat }));
+    }
+
+    /// Polarity reversal on the trunk: the called party answered.
+    pub(super) fn outbound_answered(&mut self, now: Instant, trunk: ChannelId) {
+        let Some(i) = self.outbound_on(trunk) else { return };
+        let CallState::Outbound { seat, phase, .. } = self.calls[i].state else { return };
+        if !matches!(phase, OutPhase::Progress | OutPhase::Dialing) {
+            return;
+        }
+        let id = self.calls[i].id;
+        self.calls[i].state = CallState::Talking { seat };
+        if phase == OutPhase::Dialing {
+            self.push(Action::Media(EngineCmd::Bridge { a: trunk, b: seat }));
+        }
+        self.push(Action::Cdr(CdrUpdate::Answer { call: id, at: now, seat }));
+        if self.settings.record {
+            self.push(Action::StartRecording { call: id, channel: trunk });
+        }
+        self.push(Action::Event(CallEvent::Answered { call: id, seat }));
+    }
+
+    pub(super) fn outbound_timeout(&mut self, now: Instant, i: usize) {
+        let CallState::Outbound { seat, phase, .. } = self.calls[i].state else { return };
+        let call = self.calls.remove(i);
+        let cause = match phase {
+            OutPhase::RingingSeat => "the agent did not pick up",
+            OutPhase::WaitDialTone => "no dial tone on the trunk",
+            OutPhase::Dialing => "dialling did not finish",
+            OutPhase::Progress => "no answer",
+        };
+        let disposition =
+            if phase == OutPhase::WaitDialTone { Disposition::Failed } else { Disposition::NoAnswer };
+        self.outbound_failed(now, call, seat, disposition, cause);
+    }
+
+    /// Ends an outgoing call that was not answered; `call` is already out of the list.
+    pub(super) fn outbound_failed(
+        &mut self,
+        now: Instant,
+        call: Call,
+        seat: ChannelId,
+        disposition: Disposition,
+        cause: &'static str,
+    ) {
+        let index = usize::from(seat.0);
+        let phase = match call.state {
+            CallState::Outbound { phase, .. } => phase,
+            _ => OutPhase::Progress,
+        };
+        if phase == OutPhase::RingingSeat {
+            self.seats[index] = SeatState::Idle;
+            self.push(Action::Media(EngineCmd::Line { channel: seat, command: LineCommand::StopRing }));
+        } else {
+            self.push(Action::Media(EngineCmd::Unbridge { channel: call.trunk }));
+            self.push(Action::Media(EngineCmd::Line { channel: call.trunk, command: LineCommand::OnHook }));
+            // The agent holds the handset: busy tone until they put it down.
+            self.seats[index] = SeatState::Released;
+            let tone =
+                if disposition == Disposition::Busy { ProgressTone::Busy } else { ProgressTone::Congestion };
+            self.push(Action::Media(EngineCmd::PlayTone { channel: seat, tone }));
+        }
+        self.end(now, call.id, disposition, cause);
+        self.offer_waiting(now);
+    }
+}
