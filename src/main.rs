@@ -48,6 +48,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A terminal client of the agent protocol: log in, take a seat, see events, act.
+    Agent {
+        /// The daemon's agent port.
+        #[arg(long, default_value = "127.0.0.1:7070")]
+        server: String,
+        /// Agent id (job number).
+        #[arg(long)]
+        agent: String,
+        /// Seat (sliceNo) to open.
+        #[arg(long)]
+        seat: Option<u16>,
+        /// Watch every seat (supervisors).
+        #[arg(long)]
+        watch: bool,
+        /// Run the commands and `expect` lines of a file instead of reading commands.
+        #[arg(long)]
+        script: Option<PathBuf>,
+    },
     /// Drives the far ends of the simulated card in a running daemon.
     #[command(subcommand)]
     Sim(SimCommand),
@@ -265,6 +283,35 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::User(cmd) => user(cmd),
+        Command::Agent { server, agent, seat, watch, script } => {
+            // The password comes from SWITCHBOARD_PASSWORD, a hidden prompt, or the first line
+            // of stdin when stdin is not a terminal.
+            let password = match std::env::var("SWITCHBOARD_PASSWORD") {
+                Ok(p) if !p.is_empty() => p,
+                _ => {
+                    use std::io::IsTerminal;
+                    if std::io::stdin().is_terminal() {
+                        read_hidden(&format!("Password for {agent}: "))?
+                    } else {
+                        read_password_line()?
+                    }
+                }
+            };
+            let opts = switchboard::agent::console::Options { server, agent, password, seat, watch };
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            match script {
+                Some(path) => {
+                    runtime
+                        .block_on(switchboard::agent::console::script(opts, &path.display().to_string()))?;
+                    println!("script passed");
+                }
+                None => runtime.block_on(switchboard::agent::console::interactive(opts))?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

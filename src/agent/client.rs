@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpStream, ToSocketAddrs};
 
@@ -28,7 +28,8 @@ pub enum ClientError {
 
 /// A connection to the agent port.
 pub struct AgentClient {
-    reader: BufReader<OwnedReadHalf>,
+    /// `Lines::next_line` is cancel-safe, so a read can be raced against other input.
+    reader: Lines<BufReader<OwnedReadHalf>>,
     writer: OwnedWriteHalf,
     next_id: u64,
     events: VecDeque<Event>,
@@ -42,7 +43,7 @@ impl AgentClient {
         let _ = stream.set_nodelay(true);
         let (read, writer) = stream.into_split();
         Ok(AgentClient {
-            reader: BufReader::new(read),
+            reader: BufReader::new(read).lines(),
             writer,
             next_id: 1,
             events: VecDeque::new(),
@@ -58,14 +59,27 @@ impl AgentClient {
 
     /// Reads the next line from the server, whatever it is.
     pub async fn read_line(&mut self) -> Result<ServerLine, ClientError> {
-        let mut line = String::new();
-        let n = tokio::time::timeout(self.timeout, self.reader.read_line(&mut line))
+        tokio::time::timeout(self.timeout, self.read_line_no_timeout())
             .await
-            .map_err(|_| ClientError::Timeout(self.timeout))??;
-        if n == 0 {
-            return Err(ClientError::Closed);
-        }
+            .map_err(|_| ClientError::Timeout(self.timeout))?
+    }
+
+    async fn read_line_no_timeout(&mut self) -> Result<ServerLine, ClientError> {
+        let line = self.reader.next_line().await?.ok_or(ClientError::Closed)?;
         serde_json::from_str(&line).map_err(|e| ClientError::Malformed(format!("{e}: {line}")))
+    }
+
+    /// The next event, waiting as long as it takes. Cancel-safe: it can be raced against
+    /// other input in `select!`.
+    pub async fn next_event_no_timeout(&mut self) -> Result<Event, ClientError> {
+        if let Some(e) = self.events.pop_front() {
+            return Ok(e);
+        }
+        loop {
+            if let ServerLine::Event(e) = self.read_line_no_timeout().await? {
+                return Ok(e);
+            }
+        }
     }
 
     /// Sends a request (`cmd` and arguments as a JSON object) and waits for its response,

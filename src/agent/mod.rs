@@ -4,6 +4,7 @@
 //! seats and agents, and `server` the TCP side that authenticates and carries lines.
 
 pub mod client;
+pub mod console;
 pub mod hub;
 pub mod protocol;
 pub mod server;

@@ -400,3 +400,53 @@ async fn click_to_call_reaches_the_far_end_and_busy_numbers_fail_cleanly() {
     });
     assert_eq!((cdr["disposition"].as_str(), cdr["caller"].as_str()), (Some("busy"), Some("4008001234")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_terminal_client_runs_scripts_of_commands_and_expected_events() {
+    let d = daemon(FAST_CONFIG);
+    let addr = d.agent_addr();
+    let script = d.data().join("call.script");
+    std::fs::write(
+        &script,
+        "# an incoming call is taken, then the agent pauses\n\
+         expect Ring CALLERID=83366857 TTYPE=2\n\
+         expect Talk\n\
+         expect Dtmf KEY=7\n\
+         hangup\n\
+         expect Hangup\n\
+         pause lunch\n\
+         expect AgentState STATE=paused REASON=lunch\n",
+    )
+    .unwrap();
+    let run = |script: std::path::PathBuf, addr: String| {
+        std::process::Command::new(crate::harness::BIN)
+            .args(["agent", "--server", &addr, "--agent", "1001", "--seat", "3", "--script"])
+            .arg(script)
+            .env("SWITCHBOARD_PASSWORD", PW)
+            .output()
+            .unwrap()
+    };
+    let child = {
+        let (script, addr) = (script.clone(), addr.clone());
+        std::thread::spawn(move || run(script, addr))
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let r = tokio::task::block_in_place(|| {
+        d.request(
+            json!({"cmd": "sim.call", "port": 1, "from": "83366857", "digits": "7", "digits_delay_ms": 300}),
+        )
+    });
+    assert_eq!(r["ok"], true);
+    let out = tokio::task::spawn_blocking(move || child.join().unwrap()).await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("Ring seat 3 (external): CALLERID=83366857 TTYPE=2"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("script passed"), "{stdout}");
+
+    // A refused command fails the script, naming the file and line.
+    std::fs::write(&script, "mask\nhold\n").unwrap();
+    let out = tokio::task::spawn_blocking(move || run(script, addr)).await.unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("call.script:2: \"hold\" refused (NotAllowed)"), "{stderr}");
+}
