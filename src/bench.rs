@@ -189,3 +189,283 @@ pub fn media(channels: u16, seconds: f64, realtime: bool, echo: bool) -> Result<
     }
     Ok(())
 }
+
+/// `switchboard bench agents`: a daemon on the simulated card with `agents` seats, each with
+/// a logged-in agent connected over TCP, and `calls_per_second` inbound calls. Reports the
+/// time from the ring on the card (the trunk starts ringing, stamped by the simulated card
+/// with CLOCK_MONOTONIC) to the Ring event read by the agent's client, then the rate of
+/// actions one connection can have answered, and the daemon's memory per session.
+pub fn agents(agents: u16, calls_per_second: f64, seconds: f64) -> Result<()> {
+    use crate::agent::client::AgentClient;
+    use crate::agent::protocol::EventKind;
+    use crate::agent::tags::Tags;
+
+    // Each call holds a trunk for about 4.5 s (caller id, ring, 1 s of talk, release).
+    let trunks = ((calls_per_second * 5.0).ceil() as u16).clamp(4, 1024);
+    let seats = agents.max(1);
+    let dir = tempdir_in_tmp()?;
+    let config = format!(
+        "[card]\ndriver = \"sim\"\n[sim]\ntrunk_ports = {trunks}\nseat_ports = {seats}\nseat_answer_delay_ms = 300\n\
+         [engine]\nrealtime_priority = 50\n[calls]\nrecord = false\n\
+         [[route]]\nname = \"bench\"\ntrunks = [{}]\nseats = [{}]\nstrategy = \"round-robin\"\n\
+         [agent]\nlisten = \"127.0.0.1:0\"\nwrap_up_s = 0\nmax_sessions = {}\n[log]\nlevel = \"warn\"\n",
+        (1..=trunks).map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
+        (trunks + 1..=trunks + seats).map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
+        u32::from(seats) + 16,
+    );
+    let config_path = dir.join("bench.toml");
+    std::fs::write(&config_path, config)?;
+
+    // Accounts: one argon2 hash shared by every bench agent, to keep set-up fast.
+    let password = "bench-password-1";
+    {
+        let store = crate::store::Store::open(&crate::paths::database(&dir))?;
+        let hash = crate::accounts::hash_password(password).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let now = time::OffsetDateTime::now_utc();
+        for a in 0..seats {
+            let record = crate::store::AgentRecord {
+                id: format!("b{a}"),
+                name: format!("Bench {a}"),
+                role: crate::store::Role::Agent,
+                password_hash: hash.clone(),
+                disabled: false,
+                created_utc: crate::store::format_utc(now),
+                updated_utc: crate::store::format_utc(now),
+            };
+            let audit =
+                crate::store::AuditEntry::new(now, "bench", "user.add", crate::store::AuditResult::Ok);
+            store.agent_put(record, audit).wait()?;
+        }
+    }
+
+    let exe = std::env::current_exe().context("cannot find the switchboard binary")?;
+    let mut child = std::process::Command::new(exe)
+        .args(["run", "--config"])
+        .arg(&config_path)
+        .arg("--data-dir")
+        .arg(&dir)
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .context("cannot start the daemon")?;
+    let result = run_agents_bench(&dir, child.id(), trunks, seats, password, calls_per_second, seconds);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    return result;
+
+    fn tempdir_in_tmp() -> Result<std::path::PathBuf> {
+        let dir = std::env::temp_dir().join(format!("switchboard-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+
+    fn rss_kib(pid: u32) -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    fn run_agents_bench(
+        dir: &std::path::Path,
+        pid: u32,
+        trunks: u16,
+        seats: u16,
+        password: &str,
+        calls_per_second: f64,
+        seconds: f64,
+    ) -> Result<()> {
+        use std::io::{BufRead, BufReader, Write};
+        // Wait for the control socket, then ask for the agent port.
+        let socket = crate::paths::socket(dir);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let control = loop {
+            if let Ok(s) = std::os::unix::net::UnixStream::connect(&socket) {
+                break s;
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!("the daemon did not start");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut w = control.try_clone()?;
+        let mut r = BufReader::new(control);
+        w.write_all(b"{\"cmd\":\"status\"}\n")?;
+        let mut line = String::new();
+        r.read_line(&mut line)?;
+        let status: serde_json::Value = serde_json::from_str(&line)?;
+        let port = status["result"]["agent_port"].as_u64().context("no agent port")?;
+        let addr = format!("127.0.0.1:{port}");
+        let rss_before = rss_kib(pid);
+
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        runtime.block_on(async move {
+            // Connect and log in every agent. Memory is measured between the first and the
+            // second half, so that what the first logins leave behind (argon2's work memory
+            // kept by the allocator) does not count as per-session cost.
+            let (ring_tx, mut ring_rx) = tokio::sync::mpsc::unbounded_channel::<(String, u64)>();
+            let mut tasks = Vec::new();
+            let half = seats / 2;
+            let mut rss_half = rss_before;
+            for a in 0..seats {
+                if a == half {
+                    rss_half = rss_kib(pid);
+                }
+                let mut c = AgentClient::connect(addr.as_str()).await?;
+                c.login(&format!("b{a}"), password).await?;
+                c.open_app(trunks + 1 + a).await?;
+                let tx = ring_tx.clone();
+                tasks.push(tokio::spawn(async move {
+                    while let Ok(e) = c.next_event_no_timeout().await {
+                        if e.event == EventKind::Ring {
+                            let now = crate::sim::monotonic_ns();
+                            let caller = Tags::parse(&e.s_param).ok().and_then(|t| t.get("CALLERID").map(String::from));
+                            if let Some(caller) = caller {
+                                let _ = tx.send((caller, now));
+                            }
+                        }
+                    }
+                }));
+            }
+            drop(ring_tx);
+            let rss_after = rss_kib(pid);
+            println!(
+                "agents: {seats} logged in; daemon RSS {rss_before} KiB before, {rss_half} KiB at {half}, {rss_after} KiB at {seats}: \
+                 {:.1} KiB per session",
+                (rss_after.saturating_sub(rss_half)) as f64 / f64::from((seats - half).max(1))
+            );
+
+            // Watch the far ends for the ring instants, then place calls at the rate.
+            let mut watch = tokio::net::UnixStream::connect(crate::paths::socket(dir)).await?;
+            tokio::io::AsyncWriteExt::write_all(&mut watch, b"{\"cmd\":\"watch\"}\n").await?;
+            let (ring_ns_tx, mut ring_ns_rx) = tokio::sync::mpsc::unbounded_channel::<(u16, u64)>();
+            tokio::spawn(async move {
+                let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(watch));
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+                    let n = &v["notice"];
+                    if n["type"] == "far" && n["what"] == "ringing" {
+                        if let (Some(port), Some(at)) = (n["port"].as_u64(), n["at_ns"].as_u64()) {
+                            let _ = ring_ns_tx.send((port as u16, at));
+                        }
+                    }
+                }
+            });
+            let (control_r, mut control) = tokio::net::UnixStream::connect(crate::paths::socket(dir)).await?.into_split();
+            let total = (calls_per_second * seconds).round() as u64;
+            let interval = Duration::from_secs_f64(1.0 / calls_per_second);
+            let mut placed: std::collections::HashMap<String, u16> = std::collections::HashMap::new();
+            let mut next_port = 0u16;
+            let start = tokio::time::Instant::now();
+            let mut replies = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(control_r));
+            for k in 0..total {
+                tokio::time::sleep_until(start + interval * k as u32).await;
+                let port = next_port % trunks + 1;
+                next_port += 1;
+                let caller = format!("{}", 10_000_000 + k);
+                placed.insert(caller.clone(), port);
+                let req = format!(
+                    "{{\"cmd\":\"sim.call\",\"port\":{port},\"from\":\"{caller}\",\"hangup_after\":1.0}}\n"
+                );
+                tokio::io::AsyncWriteExt::write_all(&mut control, req.as_bytes()).await?;
+                let _ = replies.next_line().await;
+            }
+            // Let the last calls ring.
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            let mut rings: std::collections::HashMap<u16, Vec<u64>> = std::collections::HashMap::new();
+            while let Ok((port, at)) = ring_ns_rx.try_recv() {
+                rings.entry(port).or_default().push(at);
+            }
+            let mut received: Vec<(String, u64)> = Vec::new();
+            while let Ok(x) = ring_rx.try_recv() {
+                received.push(x);
+            }
+            // Match each Ring to the ring on its trunk: the latest trunk ring before it.
+            let mut latencies: Vec<u64> = received
+                .iter()
+                .filter_map(|(caller, got)| {
+                    let port = placed.get(caller)?;
+                    let at = rings.get(port)?.iter().filter(|&&t| t <= *got).max()?;
+                    Some(got - at)
+                })
+                .collect();
+            latencies.sort_unstable();
+            let pct = |p: f64| -> f64 {
+                if latencies.is_empty() {
+                    return f64::NAN;
+                }
+                let i = ((latencies.len() as f64 - 1.0) * p).round() as usize;
+                latencies[i] as f64 / 1e6
+            };
+            println!(
+                "calls: {total} placed at {calls_per_second}/s on {trunks} trunks; {} far-end rings, {} Ring events, {} matched",
+                rings.values().map(Vec::len).sum::<usize>(),
+                received.len(),
+                latencies.len()
+            );
+            println!(
+                "ring on the card -> Ring read by the client: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                pct(0.5),
+                pct(0.99),
+                pct(1.0)
+            );
+            for t in tasks {
+                t.abort();
+            }
+
+            // Actions: one connection pipelining getActionEnables.
+            let mut c = AgentClient::connect(addr.as_str()).await?;
+            c.login("b0", password).await?;
+            c.open_app(trunks + 1).await?;
+            let n = 20_000u64;
+            let (r, mut w) = tokio::net::TcpStream::connect(addr.as_str()).await?.into_split();
+            let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(r));
+            let login = format!("{{\"id\":0,\"cmd\":\"Login\",\"agent\":\"b1\",\"password\":\"{password}\"}}\n{{\"id\":0,\"cmd\":\"OpenApp\",\"sliceNo\":{}}}\n", trunks + 2);
+            tokio::io::AsyncWriteExt::write_all(&mut w, login.as_bytes()).await?;
+            // A window of 200 requests in flight, as a busy client would have, below the
+            // 1024 queued lines at which the server drops a client that does not read.
+            let done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let seen = done.clone();
+            let reader = tokio::spawn(async move {
+                let mut answered = 0u64;
+                let t0 = Instant::now();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if line.contains("\"mask\"") && line.contains("\"id\":1") {
+                        answered += 1;
+                        seen.store(answered, std::sync::atomic::Ordering::Relaxed);
+                        if answered == n {
+                            break;
+                        }
+                    }
+                }
+                (answered, t0.elapsed())
+            });
+            let batch = "{\"id\":1,\"cmd\":\"getActionEnables\"}\n".repeat(100);
+            let t0 = Instant::now();
+            let mut sent = 0u64;
+            while sent < n {
+                if sent.saturating_sub(done.load(std::sync::atomic::Ordering::Relaxed)) > 100 {
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                tokio::io::AsyncWriteExt::write_all(&mut w, batch.as_bytes()).await?;
+                sent += 100;
+            }
+            let (answered, _) = reader.await?;
+            let elapsed = t0.elapsed().as_secs_f64();
+            println!(
+                "actions: {answered} getActionEnables answered in {elapsed:.3} s on one connection: {:.0} actions/s",
+                answered as f64 / elapsed
+            );
+            let _ = c;
+            Ok::<(), anyhow::Error>(())
+        })
+    }
+}

@@ -176,6 +176,16 @@ enum BenchCommand {
         #[arg(long)]
         echo_canceller: bool,
     },
+    /// Agents over TCP: ring-to-Ring-event latency with many agents and calls, actions per
+    /// second, memory per session.
+    Agents {
+        #[arg(long, default_value_t = 500)]
+        agents: u16,
+        #[arg(long, default_value_t = 100.0)]
+        calls_per_second: f64,
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -273,6 +283,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Dsp(DspCommand::GenDtmf { digits, out }) => {
             cli::gen_dtmf(&digits, &out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Agents { agents, calls_per_second, seconds }) => {
+            if agents == 0 || !(calls_per_second > 0.0 && calls_per_second <= 1000.0) || !(seconds > 0.0) {
+                bail!("--agents, --calls-per-second (at most 1000) and --seconds must be positive");
+            }
+            bench::agents(agents, calls_per_second, seconds)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(BenchCommand::Media { channels, seconds, free_running_only, echo_canceller }) => {

@@ -51,6 +51,8 @@ struct Shared {
     limiter: Mutex<LoginLimiter>,
     tickets: Mutex<Tickets>,
     next_session: AtomicU64,
+    /// Password checks running at once.
+    hashing: Semaphore,
 }
 
 /// Accepts agent connections until the task is aborted.
@@ -68,6 +70,7 @@ pub async fn serve(
         limiter: Mutex::new(LoginLimiter::new(Default::default())),
         tickets: Mutex::new(Tickets::new(accounts::TICKET_TTL, accounts::MAX_TICKETS)),
         next_session: AtomicU64::new(1),
+        hashing: Semaphore::new(2),
     });
     loop {
         let (stream, addr) = match listener.accept().await {
@@ -125,8 +128,19 @@ async fn connection(stream: TcpStream, addr: SocketAddr, shared: &Shared) {
     // The writer ends when the core drops the queue (or closes the session); then the
     // connection is shut down.
     let writer = tokio::spawn(async move {
+        // Lines queued together go out in one write: one system call for a burst of events
+        // or pipelined answers instead of one per line.
+        let mut batch = String::new();
         while let Some(line) = out_rx.recv().await {
-            if write.write_all(line.as_bytes()).await.is_err() {
+            batch.clear();
+            batch.push_str(&line);
+            while batch.len() < 64 * 1024 {
+                match out_rx.try_recv() {
+                    Ok(more) => batch.push_str(&more),
+                    Err(_) => break,
+                }
+            }
+            if write.write_all(batch.as_bytes()).await.is_err() {
                 return;
             }
         }
@@ -250,9 +264,14 @@ async fn login(
         ));
     }
     let result = match (password, ticket) {
-        (Some(password), None) => accounts::authenticate(&shared.store, agent, &password)
-            .await
-            .map_err(|e| (ErrorCode::AuthFailed, e.to_string())),
+        (Some(password), None) => {
+            // argon2 takes tens of milliseconds and ~19 MiB per check: a few at a time keep a
+            // login storm from eating the memory and the cores the calls need.
+            let _permit = shared.hashing.acquire().await;
+            accounts::authenticate(&shared.store, agent, &password)
+                .await
+                .map_err(|e| (ErrorCode::AuthFailed, e.to_string()))
+        }
         (None, Some(ticket)) => {
             let redeemed = shared.tickets.lock().ok().and_then(|mut t| t.redeem(now, &ticket));
             match redeemed {

@@ -151,6 +151,9 @@ pub enum Notice {
     Far {
         port: u16,
         what: String,
+        /// CLOCK_MONOTONIC nanoseconds of the event on the card, where known (ringing).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at_ns: Option<u64>,
     },
 }
 

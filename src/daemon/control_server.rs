@@ -175,8 +175,11 @@ async fn follow(
             match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(n) => n,
                 Err(_) => {
-                    let n =
-                        Notice::Far { port: port.unwrap_or(0), what: "no call was offered in 30 s".into() };
+                    let n = Notice::Far {
+                        port: port.unwrap_or(0),
+                        what: "no call was offered in 30 s".into(),
+                        at_ns: None,
+                    };
                     return send(out, &NoticeLine { notice: n }).await;
                 }
             }
@@ -186,7 +189,7 @@ async fn follow(
         let notice = match notice {
             Ok(n) => n,
             Err(broadcast::error::RecvError::Lagged(n)) => {
-                Notice::Far { port: 0, what: format!("{n} notices lost") }
+                Notice::Far { port: 0, what: format!("{n} notices lost"), at_ns: None }
             }
             Err(broadcast::error::RecvError::Closed) => return Ok(()),
         };
@@ -199,7 +202,7 @@ async fn follow(
                 call = Some(c.clone());
                 true
             }
-            (Notice::Far { port, what }, _) => {
+            (Notice::Far { port, what, .. }, _) => {
                 if ports.contains(port) && what.starts_with("refused") {
                     send(out, &NoticeLine { notice: notice.clone() }).await?;
                     return Ok(());

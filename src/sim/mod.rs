@@ -106,7 +106,12 @@ pub enum FarReport {
     /// Trunk: our side dialled this number on a seized line.
     Dialled { channel: ChannelId, number: heapless::String<MAX_DIGITS> },
     /// Trunk: the exchange started ringing the port. Seat: the phone started ringing.
-    Ringing { channel: ChannelId },
+    Ringing {
+        channel: ChannelId,
+        /// CLOCK_MONOTONIC in nanoseconds at the tick the ringing started, so that
+        /// benchmarks in other processes can time what follows from the ring on the card.
+        at_ns: u64,
+    },
     /// The line is connected end to end.
     Connected { channel: ChannelId },
     /// The far end hung up.
@@ -202,6 +207,14 @@ pub struct FarEndSim {
     disconnect: Disconnect,
     /// Reports and buffers lost to full rings, shared with the control plane.
     reports_dropped: Arc<AtomicU64>,
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: one vDSO read, no system call.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes a timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
 }
 
 fn ms_to_ticks(ms: u32) -> u32 {
@@ -576,6 +589,9 @@ impl FarEndSim {
                 }
             }
         }
+        if action == FarAction::Call {
+            self.report(FarReport::Ringing { channel, at_ns: monotonic_ns() });
+        }
         if talking_digits_done {
             self.report(FarReport::DigitsSent { channel });
         }
@@ -629,7 +645,11 @@ impl FarEnd for FarEndSim {
             self.ports[i].last_line = line;
             let channel = ch.id;
             match line {
-                FarLine::Alerting => self.report(FarReport::Ringing { channel }),
+                // A trunk's ringing is reported when the exchange starts it (see `trunk`),
+                // in the very tick the card raises the ring.
+                FarLine::Alerting if self.ports[i].kind != ChannelKind::FxoTrunk => {
+                    self.report(FarReport::Ringing { channel, at_ns: monotonic_ns() })
+                }
                 FarLine::Connected => self.report(FarReport::Connected { channel }),
                 FarLine::Idle if matches!(last, FarLine::Connected | FarLine::Seized | FarLine::Alerting) => {
                     // Our side released the line (or stopped ringing) before the far end did.
@@ -647,7 +667,7 @@ impl FarEnd for FarEndSim {
                         self.report(FarReport::Released { channel });
                     }
                 }
-                FarLine::Released | FarLine::Idle | FarLine::Seized => {}
+                FarLine::Alerting | FarLine::Released | FarLine::Idle | FarLine::Seized => {}
             }
         }
         if self.ports[i].kind == ChannelKind::FxoTrunk && line == FarLine::Seized && last != FarLine::Seized {
