@@ -90,6 +90,15 @@ pub enum HubAction {
         number: String,
         caller_id: String,
     },
+    /// A supervisor joins the call on `target` from their own seat; the driver answers
+    /// request `id` with [`Hub::reply`] and reports the outcome with [`Hub::monitoring`].
+    Monitor {
+        session: SessionId,
+        id: Option<serde_json::Value>,
+        supervisor: ChannelId,
+        target: ChannelId,
+        control: Control,
+    },
     /// Whether the seat may be offered calls.
     Availability { seat: ChannelId, available: bool },
     /// A record for the audit table.
@@ -262,6 +271,24 @@ impl Hub {
         id: Option<serde_json::Value>,
         request: Request,
     ) {
+        // Joining a call is answered by the driver, which knows the calls.
+        if let Request::DoControl { target, control, .. } = &request {
+            if let Some(kind @ (Control::Monitor | Control::Whisper | Control::BargeIn)) =
+                Control::from_code(*control)
+            {
+                match self.monitor_check(session, *target, kind) {
+                    Ok((supervisor, target)) => self.actions.push_back(HubAction::Monitor {
+                        session,
+                        id,
+                        supervisor,
+                        target,
+                        control: kind,
+                    }),
+                    Err((code, message)) => self.reply(session, id, Err((code, message))),
+                }
+                return;
+            }
+        }
         // A call out is answered by the driver, which knows whether a line is free.
         if let Request::DoAction { act_id: 7, i_param, s_param } = &request {
             match self.call_out(session, *i_param, s_param) {
@@ -326,6 +353,52 @@ impl Hub {
                 Ok(self.seats_json())
             }
             Request::QuerySeats {} => Ok(self.seats_json()),
+        }
+    }
+
+    /// Checks a monitor, whisper or barge-in: a supervisor with a seat of their own, on a
+    /// target seat. Every attempt is audited.
+    fn monitor_check(
+        &mut self,
+        session: SessionId,
+        target: u16,
+        kind: Control,
+    ) -> Result<(ChannelId, ChannelId), (ErrorCode, String)> {
+        let Some(identity) = self.sessions.get(&session).and_then(|s| s.identity.clone()) else {
+            return err(ErrorCode::NotLoggedIn, "log in first");
+        };
+        let audit = |hub: &mut Hub, result: &'static str, detail: Option<String>| {
+            hub.actions.push_back(HubAction::Audit {
+                actor: identity.agent.clone(),
+                action: kind.name().to_string(),
+                target: Some(format!("seat {target}")),
+                detail,
+                result,
+            });
+        };
+        if !identity.role.supervises() {
+            audit(self, "denied", Some(format!("role {}", identity.role.name())));
+            return err(ErrorCode::Forbidden, format!("{} needs the supervisor role", kind.name()));
+        }
+        let Some(t) = self.seat_of_slice(target) else {
+            audit(self, "failed", Some("no such seat".into()));
+            return err(ErrorCode::NoSuchSeat, format!("sliceNo {target} is not a seat on this system"));
+        };
+        let Some(own) = self.sessions.get(&session).and_then(|s| s.seat) else {
+            audit(self, "failed", Some("supervisor has no seat".into()));
+            return err(ErrorCode::NoSeat, "open your own seat first (OpenApp): you listen on its phone");
+        };
+        if own == t {
+            return err(ErrorCode::BadRequest, "a seat cannot monitor itself");
+        }
+        audit(self, "ok", None);
+        Ok((self.seats[own].channel, self.seats[t].channel))
+    }
+
+    /// A supervisor's seat joined (or left) a call.
+    pub fn monitoring(&mut self, seat: ChannelId, on: bool) {
+        if let Some(i) = self.seat_index(seat) {
+            self.set_state(i, if on { AgentState::Monitoring } else { AgentState::Idle }, "");
         }
     }
 

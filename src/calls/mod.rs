@@ -130,6 +130,8 @@ pub enum CallEvent {
     Digit { call: CallId, channel: ChannelId, digit: char },
     /// An outgoing call made progress: "dialing", "ringback", "busy".
     Progress { call: CallId, seat: ChannelId, what: &'static str },
+    /// A supervisor's seat left the call it was monitoring.
+    MonitorEnded { seat: ChannelId },
     /// The call ended.
     Ended { call: CallId, disposition: Disposition, cause: &'static str },
 }
@@ -207,6 +209,8 @@ struct Call {
     last_ring: Instant,
     /// The number dialled, for outgoing calls.
     number: String,
+    /// Supervisors on the call.
+    monitors: Vec<(ChannelId, supervise::MonitorMode)>,
 }
 
 /// Caller id collected from DTMF on an idle trunk before the first ring
@@ -229,6 +233,8 @@ enum SeatState {
     Released,
     /// Off-hook without a call (lifted to dial), hearing dial tone.
     OffHookIdle,
+    /// A supervisor listening to (or taking part in) a call.
+    Monitoring(CallId),
 }
 
 /// The call model for one card.
@@ -453,6 +459,7 @@ impl CallManager {
             state: CallState::Offered { ringing: Vec::new(), tried: Vec::new(), seat_deadline: None },
             last_ring: now,
             number: String::new(),
+            monitors: Vec::new(),
         });
         let i = self.calls.len() - 1;
         self.ring_seats(now, i);
@@ -563,10 +570,12 @@ impl CallManager {
         self.push(Action::Event(CallEvent::Ended { call, disposition, cause }));
     }
 
+    /// Undoes what a call in conversation may have set up around it: hold music, supervisors.
     fn stop_hold_music(&mut self, call: &Call) {
         if call.held {
             self.push(Action::Media(EngineCmd::StopPlay { channel: call.trunk }));
         }
+        self.drop_supervisors(&call.monitors);
     }
 
     fn far_end_released(&mut self, now: Instant, i: usize, cause: &'static str) {
@@ -629,6 +638,7 @@ impl CallManager {
                 }
                 self.offer_waiting(now);
             }
+            (LineEvent::OnHook, SeatState::Monitoring(_)) => self.supervisor_left(now, seat),
             (LineEvent::OnHook, SeatState::Released | SeatState::OffHookIdle) => {
                 self.seats[index] = SeatState::Idle;
                 self.push(Action::Media(EngineCmd::StopPlay { channel: seat }));
@@ -667,7 +677,7 @@ impl CallManager {
         }
         self.calls[i].held = true;
         let trunk = self.calls[i].trunk;
-        self.push(Action::Media(EngineCmd::Unbridge { channel: trunk }));
+        self.relisten(i);
         self.push(Action::Media(EngineCmd::PlayPrompt { channel: trunk, prompt: HOLD_MUSIC, repeat: true }));
         true
     }
@@ -684,7 +694,8 @@ impl CallManager {
         self.calls[i].held = false;
         let trunk = self.calls[i].trunk;
         self.push(Action::Media(EngineCmd::StopPlay { channel: trunk }));
-        self.push(Action::Media(EngineCmd::Bridge { a: trunk, b: seat }));
+        self.relisten(i);
+        let _ = seat;
         true
     }
 
@@ -769,6 +780,7 @@ impl CallManager {
 }
 
 pub mod outbound;
+pub mod supervise;
 
 #[cfg(test)]
 mod tests;

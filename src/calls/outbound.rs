@@ -71,6 +71,7 @@ impl CallManager {
             },
             last_ring: now,
             number: number.to_string(),
+            monitors: Vec::new(),
         });
         self.push(Action::Cdr(CdrUpdate::Start {
             call: id,

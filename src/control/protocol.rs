@@ -125,6 +125,11 @@ pub enum Notice {
         call: String,
         seat: u16,
     },
+    /// A supervisor's seat joined (`joined` true) or left a call.
+    Monitor {
+        seat: u16,
+        joined: bool,
+    },
     /// An outgoing call made progress: dialing, ringback, busy.
     Progress {
         call: String,
@@ -169,7 +174,7 @@ impl Notice {
             | Notice::Recording { call, .. }
             | Notice::Digit { call, .. }
             | Notice::CallEnded { call, .. } => Some(call),
-            Notice::Far { .. } => None,
+            Notice::Far { .. } | Notice::Monitor { .. } => None,
         }
     }
 }

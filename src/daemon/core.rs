@@ -413,6 +413,25 @@ impl Core {
                     };
                     self.hub.reply(session, id, reply);
                 }
+                HubAction::Monitor { session, id, supervisor, target, control } => {
+                    use crate::agent::protocol::Control;
+                    use crate::calls::supervise::MonitorMode;
+                    let mode = match control {
+                        Control::Whisper => MonitorMode::Whisper,
+                        Control::BargeIn => MonitorMode::Barge,
+                        _ => MonitorMode::Listen,
+                    };
+                    let reply = match self.calls.monitor(supervisor, target, mode) {
+                        Ok(()) => {
+                            info!("{supervisor}: {} on {target}", control.name());
+                            self.hub.monitoring(supervisor, true);
+                            self.notify(Notice::Monitor { seat: supervisor.port(), joined: true });
+                            Ok(json!(null))
+                        }
+                        Err(e) => Err((crate::agent::protocol::ErrorCode::NotAllowed, e.to_string())),
+                    };
+                    self.hub.reply(session, id, reply);
+                }
                 HubAction::Hold { seat, hold } => {
                     let done = if hold { self.calls.hold(seat) } else { self.calls.retrieve(seat) };
                     if done {
@@ -767,6 +786,11 @@ impl Core {
                 info!("call {id}: {what}");
                 self.hub.progress(seat, what);
                 Notice::Progress { call: id, seat: seat.port(), what: what.into() }
+            }
+            CallEvent::MonitorEnded { seat } => {
+                info!("{seat}: left the call it was monitoring");
+                self.hub.monitoring(seat, false);
+                Notice::Monitor { seat: seat.port(), joined: false }
             }
             CallEvent::Waiting { call } => {
                 let id = self.call_id(call);

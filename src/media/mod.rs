@@ -33,6 +33,9 @@ use crate::dsp::tonegen::ToneGenerator;
 pub use stats::{EngineStats, StatsSnapshot};
 pub use thread::{spawn, EngineHandle, SpawnError};
 
+/// Most channels one channel can hear at once.
+pub const MAX_SOURCES: usize = 4;
+
 /// Most digits one `SendDtmf` command carries.
 pub const MAX_DTMF_DIGITS: usize = 32;
 
@@ -98,6 +101,12 @@ pub enum EngineCmd {
     /// Disconnects a channel from its partner (both ways).
     Unbridge {
         channel: ChannelId,
+    },
+    /// Sets exactly which channels' received audio `channel` hears, mixed: the building block
+    /// of monitoring, whispering and three-party conferences. Other channels are unchanged.
+    Listen {
+        channel: ChannelId,
+        sources: heapless::Vec<ChannelId, MAX_SOURCES>,
     },
     PlayTone {
         channel: ChannelId,
@@ -199,7 +208,8 @@ struct Chan {
     generator: DtmfGenerator,
     sending_dtmf: bool,
     play: Play,
-    bridge: Option<u16>,
+    /// The channels whose received audio this channel sends, mixed.
+    sources: heapless::Vec<u16, MAX_SOURCES>,
     record: Option<u16>,
     echo: Box<EchoCanceller>,
     echo_on: bool,
@@ -252,7 +262,7 @@ impl<C: Card> Engine<C> {
                 generator: DtmfGenerator::new(DTMF_LEVEL_DBM0, 100, 100),
                 sending_dtmf: false,
                 play: Play::Idle,
-                bridge: None,
+                sources: heapless::Vec::new(),
                 record: None,
                 echo: Box::new(EchoCanceller::new()),
                 echo_on: config.echo_canceller,
@@ -364,10 +374,13 @@ impl<C: Card> Engine<C> {
             if !self.chans[i].audio {
                 continue;
             }
-            let mut out = match self.chans[i].bridge {
-                Some(b) => self.chans[usize::from(b)].rx,
-                None => [0i16; BLOCK_SAMPLES],
-            };
+            let mut out = [0i16; BLOCK_SAMPLES];
+            for k in 0..self.chans[i].sources.len() {
+                let source = usize::from(self.chans[i].sources[k]);
+                for (o, &s) in out.iter_mut().zip(self.chans[source].rx.iter()) {
+                    *o = o.saturating_add(s);
+                }
+            }
             let channel = ChannelId(i as u16);
             let mut done = None;
             let chan = &mut self.chans[i];
@@ -432,6 +445,7 @@ impl<C: Card> Engine<C> {
         let channel = match &cmd {
             EngineCmd::Line { channel, .. }
             | EngineCmd::Unbridge { channel }
+            | EngineCmd::Listen { channel, .. }
             | EngineCmd::PlayTone { channel, .. }
             | EngineCmd::PlayPrompt { channel, .. }
             | EngineCmd::StopPlay { channel }
@@ -464,10 +478,18 @@ impl<C: Card> Engine<C> {
             EngineCmd::Bridge { a, b } => {
                 self.unbridge(a);
                 self.unbridge(b);
-                self.chans[usize::from(a.0)].bridge = Some(b.0);
-                self.chans[usize::from(b.0)].bridge = Some(a.0);
+                // Capacity is at least one: these pushes cannot fail on an empty list.
+                let _ = self.chans[usize::from(a.0)].sources.push(b.0);
+                let _ = self.chans[usize::from(b.0)].sources.push(a.0);
             }
             EngineCmd::Unbridge { .. } => self.unbridge(channel),
+            EngineCmd::Listen { sources, .. } => {
+                if sources.iter().any(|s| !valid(*s) || *s == channel) {
+                    self.emit(EngineEvent::CommandFailed { channel, reason: "bad listen source" });
+                } else {
+                    self.chans[i].sources = sources.iter().map(|s| s.0).collect();
+                }
+            }
             EngineCmd::PlayTone { tone, .. } => {
                 match ToneGenerator::for_progress_tone(&self.zone, tone, TONE_LEVEL_DBM0) {
                     Some(generator) => self.chans[i].play = Play::Tone(generator),
@@ -497,10 +519,12 @@ impl<C: Card> Engine<C> {
         }
     }
 
+    /// Stops the channel hearing anyone, and everyone hearing it.
     fn unbridge(&mut self, channel: ChannelId) {
         let i = usize::from(channel.0);
-        if let Some(partner) = self.chans[i].bridge.take() {
-            self.chans[usize::from(partner)].bridge = None;
+        self.chans[i].sources.clear();
+        for chan in self.chans.iter_mut() {
+            chan.sources.retain(|s| usize::from(*s) != i);
         }
     }
 }

@@ -450,3 +450,97 @@ async fn the_terminal_client_runs_scripts_of_commands_and_expected_events() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("call.script:2: \"hold\" refused (NotAllowed)"), "{stderr}");
 }
+
+/// Waits for a far-end report on `port` and returns whether it came within `timeout`.
+fn far_heard(watch: &mut crate::harness::Client, port: u16, what: &str, timeout: Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        let Some(v) = watch.recv_timeout(left) else { return false };
+        let n = &v["notice"];
+        if n["type"] == "far" && n["port"] == port && n["what"] == what {
+            return true;
+        }
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supervisors_listen_whisper_and_barge_in() {
+    let d = daemon(FAST_CONFIG);
+    let addr = d.agent_addr();
+    let mut a = agent(&addr, "1001", 3).await;
+    let mut s = agent(&addr, "9001", 5).await;
+    let mut watch = tokio::task::block_in_place(|| {
+        let mut w = d.connect();
+        w.send(&json!({"id": 1, "cmd": "watch"}));
+        assert_eq!(w.recv()["ok"], true);
+        w
+    });
+    assert_eq!(
+        tokio::task::block_in_place(|| d.request(json!({"cmd": "sim.call", "port": 1, "from": "5"})))["ok"],
+        true
+    );
+    a.wait_for(EventKind::Talk).await.unwrap();
+    // An agent may not listen in; a supervisor must lift the handset first.
+    assert_eq!(code(a.do_control(5, 1, 0).await.unwrap_err()), ErrorCode::Forbidden);
+    let e = s.do_control(3, 1, 0).await.unwrap_err();
+    assert!(e.to_string().contains("lift your handset first"), "{e}");
+    let dial = |port: u16, digits: &str| {
+        tokio::task::block_in_place(|| d.request(json!({"cmd": "sim.dial", "port": port, "digits": digits})))
+    };
+    tokio::task::block_in_place(|| d.request(json!({"cmd": "sim.offhook", "port": 5})));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Listen: the supervisor hears the caller; nobody hears the supervisor.
+    s.do_control(3, 1, 0).await.unwrap();
+    assert!(state_after(&mut s, "STATE:monitoring").await.starts_with("STATE:monitoring|"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    dial(1, "4");
+    assert!(tokio::task::block_in_place(|| far_heard(
+        &mut watch,
+        5,
+        "heard digit 4",
+        Duration::from_secs(5)
+    )));
+    dial(5, "6");
+    assert!(!tokio::task::block_in_place(|| far_heard(
+        &mut watch,
+        3,
+        "heard digit 6",
+        Duration::from_millis(1500)
+    )));
+
+    // Whisper: the agent hears the supervisor, the caller does not.
+    s.do_control(3, 2, 0).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    dial(5, "8");
+    assert!(tokio::task::block_in_place(|| far_heard(
+        &mut watch,
+        3,
+        "heard digit 8",
+        Duration::from_secs(5)
+    )));
+    dial(5, "7");
+    assert!(!tokio::task::block_in_place(|| far_heard(
+        &mut watch,
+        1,
+        "heard digit 7",
+        Duration::from_millis(1500)
+    )));
+
+    // Barge-in: everyone hears everyone.
+    s.do_control(3, 3, 0).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    dial(5, "9");
+    assert!(tokio::task::block_in_place(|| far_heard(
+        &mut watch,
+        1,
+        "heard digit 9",
+        Duration::from_secs(5)
+    )));
+
+    // The supervisor hangs up and is free again; the call goes on.
+    tokio::task::block_in_place(|| d.request(json!({"cmd": "sim.hangup", "port": 5})));
+    assert!(state_after(&mut s, "STATE:idle").await.starts_with("STATE:idle|"));
+    assert_eq!(a.action_enables().await.unwrap() & (1 << 2), 1 << 2, "the agent is still talking");
+}

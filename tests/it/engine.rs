@@ -200,6 +200,19 @@ fn the_tick_never_allocates() {
     let (allocations, ()) = allocations_during(|| {
         for i in 0..500u32 {
             // Commands arrive while ticking: they must not allocate either.
+            if i % 50 == 25 {
+                // Rewiring a call: a supervisor joins, the call is re-bridged, recording
+                // restarts. None of it may allocate.
+                let mut sources = heapless::Vec::new();
+                let _ = sources.push(TRUNK);
+                let _ = sources.push(SEAT);
+                let _ = r.ends.commands.push(EngineCmd::Listen { channel: SEAT2, sources });
+                let _ = r.ends.commands.push(EngineCmd::Unbridge { channel: TRUNK });
+                let _ = r.ends.commands.push(EngineCmd::Bridge { a: TRUNK, b: SEAT });
+                let _ = r.ends.commands.push(EngineCmd::RecordStop { channel: TRUNK });
+                let _ = r.ends.commands.push(EngineCmd::RecordStart { channel: TRUNK, slot: 1 });
+                let _ = r.ends.commands.push(EngineCmd::StopPlay { channel: ChannelId(6) });
+            }
             if i % 50 == 0 {
                 let _ = r.ends.commands.push(EngineCmd::SendDtmf {
                     channel: ChannelId(5),

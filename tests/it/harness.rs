@@ -196,6 +196,20 @@ impl Client {
         self.stream.write_all(bytes).unwrap();
     }
 
+    /// The next line, or None when nothing comes within `timeout`.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Option<Value> {
+        self.stream.set_read_timeout(Some(timeout.max(Duration::from_millis(1)))).unwrap();
+        let mut line = String::new();
+        let got = self.reader.read_line(&mut line);
+        self.stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        match got {
+            Ok(n) if n > 0 => {
+                Some(serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad line {line:?}: {e}")))
+            }
+            _ => None,
+        }
+    }
+
     pub fn recv(&mut self) -> Value {
         let mut line = String::new();
         self.reader.read_line(&mut line).unwrap();
