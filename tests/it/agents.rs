@@ -173,7 +173,9 @@ async fn supervisor_controls_are_enforced_and_audited() {
     assert_eq!(seen.slice_no, 3);
     s.do_control(3, 6, 0).await.unwrap();
     assert_eq!(code(a.action_enables().await.unwrap_err()), ErrorCode::NotLoggedIn);
-    assert_eq!(code(s.do_control(3, 1, 0).await.unwrap_err()), ErrorCode::NotSupported);
+    // Listening in needs the supervisor's own seat (its phone is where they listen).
+    assert_eq!(code(s.do_control(3, 1, 0).await.unwrap_err()), ErrorCode::NoSeat);
+    assert_eq!(code(s.do_control(3, 4, 0).await.unwrap_err()), ErrorCode::NotSupported);
 
     // Audit rows are written by the store thread shortly after the answers.
     let db = d.data().join("switchboard.db");
