@@ -60,11 +60,18 @@ pub struct HubSettings {
     pub wrap_up: Duration,
     /// Whether seats without a logged-in agent take calls.
     pub ring_seats_without_agent: bool,
+    /// Whether an agent who lets a call ring out is paused (so calls stop going to an
+    /// empty desk).
+    pub pause_on_no_answer: bool,
 }
 
 impl Default for HubSettings {
     fn default() -> Self {
-        HubSettings { wrap_up: Duration::from_secs(10), ring_seats_without_agent: true }
+        HubSettings {
+            wrap_up: Duration::from_secs(10),
+            ring_seats_without_agent: true,
+            pause_on_no_answer: true,
+        }
     }
 }
 
@@ -353,6 +360,8 @@ impl Hub {
                 Ok(self.seats_json())
             }
             Request::QuerySeats {} => Ok(self.seats_json()),
+            // The driver answers it: the calls are the call model's.
+            Request::QueryCalls {} => err(ErrorCode::Internal, "queryCalls is answered by the daemon"),
         }
     }
 
@@ -887,6 +896,21 @@ impl Hub {
             } else {
                 self.set_state(i, AgentState::Idle, "");
             }
+        }
+    }
+
+    /// A seat rang out without answering: the call went elsewhere.
+    pub fn no_answer(&mut self, seat: ChannelId, call: u64) {
+        let Some(i) = self.seat_index(seat) else { return };
+        if !self.seats[i].call.as_ref().is_some_and(|c| c.call == call) {
+            return;
+        }
+        self.seats[i].call = None;
+        self.emit(i, EventKind::Hangup, 0, "CAUSE:not answered|".into());
+        if self.settings.pause_on_no_answer && self.seats[i].agent.is_some() {
+            self.set_state(i, AgentState::Paused, "no answer");
+        } else {
+            self.set_state(i, AgentState::Idle, "");
         }
     }
 

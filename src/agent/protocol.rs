@@ -71,6 +71,9 @@ pub enum Request {
     /// Seats and agents with their states.
     #[serde(rename = "querySeats")]
     QuerySeats {},
+    /// Calls waiting for an agent (with waiting times) and calls in conversation.
+    #[serde(rename = "queryCalls")]
+    QueryCalls {},
 }
 
 /// An incoming line: the request and the client's id for it.

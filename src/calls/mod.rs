@@ -132,6 +132,8 @@ pub enum CallEvent {
     Progress { call: CallId, seat: ChannelId, what: &'static str },
     /// A supervisor's seat left the call it was monitoring.
     MonitorEnded { seat: ChannelId },
+    /// A seat rang for the whole ring timeout without answering; the call moves on.
+    SeatNoAnswer { call: CallId, seat: ChannelId },
     /// The call ended.
     Ended { call: CallId, disposition: Disposition, cause: &'static str },
 }
@@ -211,6 +213,8 @@ struct Call {
     number: String,
     /// Supervisors on the call.
     monitors: Vec<(ChannelId, supervise::MonitorMode)>,
+    /// When the call arrived (or was placed).
+    offered_at: Instant,
 }
 
 /// Caller id collected from DTMF on an idle trunk before the first ring
@@ -304,6 +308,15 @@ impl CallManager {
     /// Number of calls in progress.
     pub fn active_calls(&self) -> usize {
         self.calls.len()
+    }
+
+    /// Incoming calls waiting for a seat (ringing or queued), with how long they have waited.
+    pub fn waiting(&self, now: Instant) -> Vec<(CallId, ChannelId, std::time::Duration)> {
+        self.calls
+            .iter()
+            .filter(|c| matches!(c.state, CallState::Offered { .. }))
+            .map(|c| (c.id, c.trunk, now.saturating_duration_since(c.offered_at)))
+            .collect()
     }
 
     /// A snapshot of the calls in progress: (call, trunk, seat if talking).
@@ -460,6 +473,7 @@ impl CallManager {
             last_ring: now,
             number: String::new(),
             monitors: Vec::new(),
+            offered_at: now,
         });
         let i = self.calls.len() - 1;
         self.ring_seats(now, i);
@@ -537,6 +551,12 @@ impl CallManager {
     }
 
     fn seat_timeout(&mut self, now: Instant, i: usize) {
+        if let CallState::Offered { ringing, .. } = &self.calls[i].state {
+            let (call, seats) = (self.calls[i].id, ringing.clone());
+            for seat in seats {
+                self.push(Action::Event(CallEvent::SeatNoAnswer { call, seat }));
+            }
+        }
         self.stop_ringing(i, None);
         // Every seat has had its turn: start again from the first one.
         let route = &self.settings.routes[self.calls[i].route];

@@ -72,6 +72,7 @@ impl CallManager {
             last_ring: now,
             number: number.to_string(),
             monitors: Vec::new(),
+            offered_at: now,
         });
         self.push(Action::Cdr(CdrUpdate::Start {
             call: id,

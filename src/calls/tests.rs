@@ -178,6 +178,7 @@ fn sequential_moves_to_the_next_seat_on_timeout() {
     m.handle_timeout(t0 + Duration::from_secs(20));
     let a = drain(&mut m);
     assert!(a.contains(&Action::Media(EngineCmd::Line { channel: S1, command: LineCommand::StopRing })));
+    assert!(a.contains(&Action::Event(CallEvent::SeatNoAnswer { call: CallId(1), seat: S1 })));
     assert_eq!(ringing(&a), vec![S2]);
 }
 

@@ -125,6 +125,11 @@ pub enum Notice {
         call: String,
         seat: u16,
     },
+    /// A seat rang out without answering.
+    SeatNoAnswer {
+        call: String,
+        seat: u16,
+    },
     /// A supervisor's seat joined (`joined` true) or left a call.
     Monitor {
         seat: u16,
@@ -171,6 +176,7 @@ impl Notice {
             | Notice::CallWaiting { call }
             | Notice::CallAnswered { call, .. }
             | Notice::Progress { call, .. }
+            | Notice::SeatNoAnswer { call, .. }
             | Notice::Recording { call, .. }
             | Notice::Digit { call, .. }
             | Notice::CallEnded { call, .. } => Some(call),

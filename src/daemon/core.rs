@@ -16,6 +16,7 @@ use tracing::{debug, error, info, warn};
 use super::control_server;
 use super::DaemonError;
 use crate::agent::hub::{Hub, HubAction, HubSettings, SessionId};
+use crate::agent::protocol::Request as Request_;
 use crate::agent::server::{AgentMsg, ServerSettings};
 use crate::agent::tags::{self, Tags};
 use crate::audio::recorder::{recording_rel_path, RecControl, RecDone, RecorderThread};
@@ -204,6 +205,7 @@ impl Running {
             HubSettings {
                 wrap_up: config.agent.wrap_up,
                 ring_seats_without_agent: config.agent.ring_seats_without_agent,
+                pause_on_no_answer: config.agent.pause_on_no_answer,
             },
         );
         info!("agent protocol on {agent_addr}");
@@ -349,6 +351,14 @@ impl Core {
                 });
                 self.hub.logged_in(session, identity);
                 self.send_line(session, crate::agent::protocol::ServerLine::ok(id, result).to_line());
+            }
+            AgentMsg::Request { session, id, request: Request_::QueryCalls {} } => {
+                // The calls are the call model's; the hub only checks the session.
+                let reply = match self.hub.identity(session) {
+                    None => Err((crate::agent::protocol::ErrorCode::NotLoggedIn, "log in first".to_string())),
+                    Some(_) => Ok(self.calls_json(now)),
+                };
+                self.hub.reply(session, id, reply);
             }
             AgentMsg::Request { session, id, request } => self.hub.request(now, session, id, request),
             AgentMsg::Disconnected { session } => {
@@ -787,6 +797,12 @@ impl Core {
                 self.hub.progress(seat, what);
                 Notice::Progress { call: id, seat: seat.port(), what: what.into() }
             }
+            CallEvent::SeatNoAnswer { call, seat } => {
+                let id = self.call_id(call);
+                info!("call {id}: {seat} did not answer");
+                self.hub.no_answer(seat, call.0);
+                Notice::SeatNoAnswer { call: id, seat: seat.port() }
+            }
             CallEvent::MonitorEnded { seat } => {
                 info!("{seat}: left the call it was monitoring");
                 self.hub.monitoring(seat, false);
@@ -953,6 +969,31 @@ impl Core {
             // Handled in `handle_request`, which can answer later.
             Request::SimRecord { .. } => Err("internal: sim.record routed wrongly".into()),
         }
+    }
+
+    /// Waiting calls with their waiting times and calls in conversation, for panels.
+    fn calls_json(&self, now: Instant) -> serde_json::Value {
+        let caller = |call: CallId| self.records.get(&call).map(|r| r.caller.clone()).unwrap_or_default();
+        let waiting: Vec<_> = self
+            .calls
+            .waiting(now)
+            .into_iter()
+            .map(|(call, trunk, waited)| {
+                json!({ "call": self.call_id(call), "caller": caller(call), "trunk": trunk.port(),
+                        "waitingS": (waited.as_secs_f64() * 10.0).round() / 10.0 })
+            })
+            .collect();
+        let talking: Vec<_> = self
+            .calls
+            .calls()
+            .filter_map(|(call, trunk, seat)| {
+                let seat = seat?;
+                Some(json!({ "call": self.call_id(call), "caller": caller(call), "trunk": trunk.port(),
+                             "sliceNo": seat.port(),
+                             "vocid": self.records.get(&call).and_then(|r| r.vocid.clone()) }))
+            })
+            .collect();
+        json!({ "waiting": waiting, "talking": talking })
     }
 
     fn status(&self) -> serde_json::Value {

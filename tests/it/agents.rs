@@ -546,3 +546,37 @@ async fn supervisors_listen_whisper_and_barge_in() {
     assert!(state_after(&mut s, "STATE:idle").await.starts_with("STATE:idle|"));
     assert_eq!(a.action_enables().await.unwrap() & (1 << 2), 1 << 2, "the agent is still talking");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supervisors_see_waiting_calls_with_their_waiting_times() {
+    let d = daemon(&FAST_CONFIG.replace("wrap_up_s = 2", "wrap_up_s = 2\nring_seats_without_agent = false"));
+    let addr = d.agent_addr();
+    // No agent is ready: the call waits.
+    let mut s = AgentClient::connect(&addr).await.unwrap();
+    s.login("9001", PW).await.unwrap();
+    assert_eq!(
+        tokio::task::block_in_place(|| d.request(json!({"cmd": "sim.call", "port": 2, "from": "66668888"})))
+            ["ok"],
+        true
+    );
+    let waiting = loop {
+        let calls = s.call(json!({"cmd": "queryCalls"})).await.unwrap();
+        if calls["waiting"].as_array().is_some_and(|w| !w.is_empty()) {
+            break calls["waiting"][0].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(waiting["caller"], "66668888");
+    assert_eq!(waiting["trunk"], 2);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let calls = s.call(json!({"cmd": "queryCalls"})).await.unwrap();
+    assert!(calls["waiting"][0]["waitingS"].as_f64().unwrap() >= 1.0, "{calls}");
+    // An agent becomes ready and takes it.
+    let mut a = agent(&addr, "1001", 3).await;
+    a.wait_for(EventKind::Talk).await.unwrap();
+    let calls = s.call(json!({"cmd": "queryCalls"})).await.unwrap();
+    assert_eq!(calls["waiting"].as_array().unwrap().len(), 0);
+    assert_eq!(calls["talking"][0]["sliceNo"], 3);
+    let mut nobody = AgentClient::connect(&addr).await.unwrap();
+    assert_eq!(code(nobody.call(json!({"cmd": "queryCalls"})).await.unwrap_err()), ErrorCode::NotLoggedIn);
+}

@@ -37,7 +37,11 @@ impl T {
         T {
             hub: Hub::new(
                 &card(),
-                HubSettings { wrap_up: Duration::from_secs(5), ring_seats_without_agent: false },
+                HubSettings {
+                    wrap_up: Duration::from_secs(5),
+                    ring_seats_without_agent: false,
+                    pause_on_no_answer: true,
+                },
             ),
             now: Instant::now(),
         }
@@ -180,4 +184,19 @@ fn supervisor_controls_are_checked_on_the_server_and_audited() {
         true
     );
     assert_eq!(t.req(1, Request::GetActionEnables {})["error"]["code"], "not_logged_in");
+}
+
+#[test]
+fn an_agent_who_lets_a_call_ring_out_is_paused() {
+    let mut t = T::new();
+    t.login(1, "1001", Role::Agent);
+    t.req(1, Request::OpenApp { slice_no: 2 });
+    t.hub.ringing(SEAT, 9, Tags::new(), true);
+    t.drain();
+    t.hub.no_answer(SEAT, 9);
+    let a = t.drain();
+    let ev = T::events(&a, 1);
+    assert_eq!(ev[0].s_param, "CAUSE:not answered|");
+    assert_eq!(ev[1].s_param, "STATE:paused|REASON:no answer|AGENT:1001|");
+    assert!(!a.contains(&HubAction::Availability { seat: SEAT, available: true }));
 }
