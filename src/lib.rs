@@ -4,6 +4,7 @@
 //! the map of the modules and the invariants they keep.
 
 pub mod accounts;
+pub mod acd;
 pub mod agent;
 pub mod audio;
 pub mod bench;

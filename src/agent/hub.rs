@@ -264,6 +264,16 @@ impl Hub {
         }
     }
 
+    /// Where each logged-in agent sits, for the ACD.
+    pub fn agent_seats(&self) -> HashMap<String, ChannelId> {
+        self.seats.iter().filter_map(|s| s.agent.as_ref().map(|a| (a.agent.clone(), s.channel))).collect()
+    }
+
+    /// The agent on a seat.
+    pub fn agent_on(&self, seat: ChannelId) -> Option<&str> {
+        self.seat_index(seat).and_then(|i| self.seats[i].agent.as_ref()).map(|a| a.agent.as_str())
+    }
+
     /// Whether the session is logged in, for the connection task.
     pub fn identity(&self, session: SessionId) -> Option<&Identity> {
         self.sessions.get(&session).and_then(|s| s.identity.as_ref())
@@ -398,9 +408,10 @@ impl Hub {
             return err(ErrorCode::NoSeat, "open your own seat first (OpenApp): you listen on its phone");
         };
         if own == t {
+            audit(self, "failed", Some("a seat cannot monitor itself".into()));
             return err(ErrorCode::BadRequest, "a seat cannot monitor itself");
         }
-        audit(self, "ok", None);
+        // The driver audits the outcome once the call model has acted.
         Ok((self.seats[own].channel, self.seats[t].channel))
     }
 

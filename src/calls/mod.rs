@@ -36,9 +36,12 @@ pub struct Route {
     pub name: String,
     /// Trunk ports (1-based) this route takes calls from.
     pub trunks: Vec<u16>,
-    /// Seat ports (1-based) that ring for those calls.
+    /// Seat ports (1-based) that ring for those calls. For a queue's route the driver sets
+    /// them, in order, with [`CallManager::set_route_seats`].
     pub seats: Vec<u16>,
     pub strategy: Strategy,
+    /// A call that waits this long moves to the route given.
+    pub overflow: Option<(Duration, usize)>,
 }
 
 /// Settings of the call model.
@@ -134,6 +137,8 @@ pub enum CallEvent {
     MonitorEnded { seat: ChannelId },
     /// A seat rang for the whole ring timeout without answering; the call moves on.
     SeatNoAnswer { call: CallId, seat: ChannelId },
+    /// The call waited too long and moved to another route (queue).
+    Overflowed { call: CallId, to: String },
     /// The call ended.
     Ended { call: CallId, disposition: Disposition, cause: &'static str },
 }
@@ -215,6 +220,8 @@ struct Call {
     monitors: Vec<(ChannelId, supervise::MonitorMode)>,
     /// When the call arrived (or was placed).
     offered_at: Instant,
+    /// When the call came to its current route (for overflow).
+    route_since: Instant,
 }
 
 /// Caller id collected from DTMF on an idle trunk before the first ring
@@ -295,8 +302,19 @@ impl CallManager {
                     CallState::Offered { .. } => Some(c.last_ring + self.settings.trunk_ring_gap),
                     CallState::Talking { .. } | CallState::Outbound { .. } => None,
                 };
+                let overflow = match c.state {
+                    CallState::Offered { .. } => self
+                        .settings
+                        .routes
+                        .get(c.route)
+                        .and_then(|r| r.overflow)
+                        .map(|(after, _)| c.route_since + after),
+                    _ => None,
+                };
                 let seat = match &c.state {
-                    CallState::Offered { seat_deadline, .. } => *seat_deadline,
+                    CallState::Offered { seat_deadline, .. } => {
+                        [*seat_deadline, overflow].into_iter().flatten().min()
+                    }
                     CallState::Outbound { deadline, .. } => *deadline,
                     CallState::Talking { .. } => None,
                 };
@@ -379,6 +397,10 @@ impl CallManager {
                     let seat_due = seat_deadline.is_some_and(|d| now >= d);
                     if now >= call.last_ring + self.settings.trunk_ring_gap {
                         self.abandon(now, i);
+                        continue;
+                    }
+                    if self.overflow(now, i) {
+                        i += 1;
                         continue;
                     }
                     if seat_due {
@@ -474,6 +496,7 @@ impl CallManager {
             number: String::new(),
             monitors: Vec::new(),
             offered_at: now,
+            route_since: now,
         });
         let i = self.calls.len() - 1;
         self.ring_seats(now, i);
@@ -666,6 +689,40 @@ impl CallManager {
             }
             _ => {}
         }
+    }
+
+    /// Sets the seats of a route, best first (the ACD's order for a queue).
+    pub fn set_route_seats(&mut self, route: usize, seats: Vec<u16>) {
+        if let Some(r) = self.settings.routes.get_mut(route) {
+            r.seats = seats;
+        }
+    }
+
+    /// The route a call is on (None for outgoing calls).
+    pub fn route_of(&self, call: CallId) -> Option<usize> {
+        self.call_index(call).map(|i| self.calls[i].route).filter(|r| *r != usize::MAX)
+    }
+
+    /// Moves a call that has waited too long to its route's overflow route.
+    fn overflow(&mut self, now: Instant, i: usize) -> bool {
+        let route = self.calls[i].route;
+        let Some((after, target)) = self.settings.routes.get(route).and_then(|r| r.overflow) else {
+            return false;
+        };
+        if now.saturating_duration_since(self.calls[i].route_since) < after {
+            return false;
+        }
+        self.stop_ringing(i, None);
+        self.calls[i].route = target;
+        self.calls[i].route_since = now;
+        if let CallState::Offered { tried, .. } = &mut self.calls[i].state {
+            tried.clear();
+        }
+        let (call, to) = (self.calls[i].id, self.settings.routes[target].name.clone());
+        self.push(Action::Event(CallEvent::Overflowed { call, to }));
+        self.ring_seats(now, i);
+        self.offer_waiting(now);
+        true
     }
 
     /// Says whether a seat may be offered calls (an agent paused or in wrap-up may not).

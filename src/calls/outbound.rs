@@ -73,6 +73,7 @@ impl CallManager {
             number: number.to_string(),
             monitors: Vec::new(),
             offered_at: now,
+            route_since: now,
         });
         self.push(Action::Cdr(CdrUpdate::Start {
             call: id,

@@ -36,7 +36,13 @@ fn card() -> CardInfo {
 
 fn manager(strategy: Strategy) -> (CallManager, Instant) {
     let settings = CallSettings {
-        routes: vec![Route { name: "sales".into(), trunks: vec![1], seats: vec![3, 4, 5], strategy }],
+        routes: vec![Route {
+            name: "sales".into(),
+            trunks: vec![1],
+            seats: vec![3, 4, 5],
+            strategy,
+            overflow: None,
+        }],
         ..CallSettings::default()
     };
     (CallManager::new(&card(), settings), Instant::now())
@@ -225,6 +231,7 @@ fn seats_freed_by_an_answer_go_to_the_waiting_call() {
             trunks: vec![1, 2],
             seats: vec![3, 4, 5],
             strategy: Strategy::RingAll,
+            overflow: None,
         }],
         ..CallSettings::default()
     };

@@ -74,6 +74,8 @@ struct RawConfig {
     #[serde(default)]
     route: Vec<RawRoute>,
     #[serde(default)]
+    queue: Vec<RawQueue>,
+    #[serde(default)]
     log: RawLog,
     #[serde(default)]
     agent: RawAgent,
@@ -221,9 +223,28 @@ impl Default for RawCalls {
 struct RawRoute {
     name: String,
     trunks: Spanned<Vec<Spanned<u16>>>,
-    seats: Spanned<Vec<Spanned<u16>>>,
+    /// Fixed seats, or...
+    #[serde(default)]
+    seats: Option<Spanned<Vec<Spanned<u16>>>>,
+    /// ...a queue of agents.
+    #[serde(default)]
+    queue: Option<Spanned<String>>,
     #[serde(default)]
     strategy: Strategy,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQueue {
+    name: Spanned<String>,
+    #[serde(default)]
+    strategy: crate::acd::QueueStrategy,
+    /// `AGENT` or `AGENT:LEVEL` (skill level 1-9, default 5).
+    members: Spanned<Vec<String>>,
+    #[serde(default)]
+    overflow_after_s: Option<u64>,
+    #[serde(default)]
+    overflow_to: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -297,6 +318,8 @@ pub struct Config {
     pub echo_canceller_ports: Vec<u16>,
     pub tone_zone: ToneZone,
     pub calls: CallSettings,
+    /// The ACD queues; `calls.routes` ends with one route per queue, in this order.
+    pub queues: Vec<crate::acd::QueueConfig>,
     pub log_level: String,
     pub agent: AgentConfig,
 }
@@ -482,7 +505,27 @@ fn validate(
             list.get_ref().iter().map(|p| *p.get_ref()).collect::<Vec<u16>>()
         };
         let trunks = check_ports(&r.trunks, "trunks", &[ChannelKind::FxoTrunk]);
-        let seats = check_ports(&r.seats, "seats", &[ChannelKind::FxsSeat, ChannelKind::Sound]);
+        let seats = match (&r.seats, &r.queue) {
+            (Some(seats), None) => check_ports(seats, "seats", &[ChannelKind::FxsSeat, ChannelKind::Sound]),
+            (None, Some(queue)) => {
+                if !raw.queue.iter().any(|q| q.name.get_ref() == queue.get_ref()) {
+                    errors.push(at(
+                        span_of(queue.span()),
+                        format!("route[{i}].queue"),
+                        format!("no [[queue]] is named {:?}", queue.get_ref()),
+                    ));
+                }
+                Vec::new()
+            }
+            _ => {
+                errors.push(at(
+                    span_of(r.trunks.span()),
+                    format!("route[{i}]"),
+                    "a route has either `seats` or `queue`".into(),
+                ));
+                Vec::new()
+            }
+        };
         for (port, span) in trunks.iter().zip(r.trunks.get_ref()) {
             if let Some((_, other)) = claimed.iter().find(|(p, _)| p == port) {
                 errors.push(at(
@@ -494,7 +537,86 @@ fn validate(
                 claimed.push((*port, i));
             }
         }
-        routes.push(Route { name: r.name.clone(), trunks, seats, strategy: r.strategy });
+        if r.queue.is_none() {
+            routes.push(Route { name: r.name.clone(), trunks, seats, strategy: r.strategy, overflow: None });
+        }
+    }
+    // One route per queue, after the fixed ones: its trunks are those of the routes naming
+    // it, its seats are set by the ACD before each decision.
+    let mut queues = Vec::new();
+    for (qi, q) in raw.queue.iter().enumerate() {
+        let key = |f: &str| format!("queue[{qi}].{f}");
+        let name = q.name.get_ref().clone();
+        if raw.queue[..qi].iter().any(|o| o.name.get_ref() == &name) {
+            errors.push(at(span_of(q.name.span()), key("name"), format!("queue {name:?} is defined twice")));
+        }
+        let mut members = Vec::new();
+        for m in q.members.get_ref() {
+            let (agent, level) = match m.split_once(':') {
+                Some((a, l)) => (a, l.parse::<u8>().ok().filter(|l| (1..=9).contains(l))),
+                None => (m.as_str(), Some(5)),
+            };
+            match level {
+                Some(level) if crate::accounts::valid_agent_id(agent).is_ok() => {
+                    members.push((agent.to_string(), level))
+                }
+                _ => errors.push(at(
+                    span_of(q.members.span()),
+                    key("members"),
+                    format!("{m:?} is not AGENT or AGENT:LEVEL with a level of 1-9"),
+                )),
+            }
+        }
+        let overflow = match (q.overflow_after_s, &q.overflow_to) {
+            (None, None) => None,
+            (Some(after), Some(to)) => {
+                if !raw.queue.iter().any(|o| o.name.get_ref() == to.get_ref()) || to.get_ref() == &name {
+                    errors.push(at(
+                        span_of(to.span()),
+                        key("overflow_to"),
+                        format!("{:?} is not another queue", to.get_ref()),
+                    ));
+                }
+                if !(1..=3600).contains(&after) {
+                    errors.push(at(
+                        None,
+                        key("overflow_after_s"),
+                        format!("{after} is out of range: use 1-3600"),
+                    ));
+                }
+                Some((Duration::from_secs(after), to.get_ref().clone()))
+            }
+            _ => {
+                errors.push(at(
+                    span_of(q.name.span()),
+                    key("overflow_to"),
+                    "overflow needs both overflow_after_s and overflow_to".into(),
+                ));
+                None
+            }
+        };
+        let trunks: Vec<u16> = raw
+            .route
+            .iter()
+            .filter(|r| r.queue.as_ref().is_some_and(|n| n.get_ref() == &name))
+            .flat_map(|r| r.trunks.get_ref().iter().map(|p| *p.get_ref()))
+            .collect();
+        let strategy = if q.strategy == crate::acd::QueueStrategy::RingAll {
+            Strategy::RingAll
+        } else {
+            Strategy::Sequential
+        };
+        routes.push(Route { name: name.clone(), trunks, seats: Vec::new(), strategy, overflow: None });
+        queues.push(crate::acd::QueueConfig { name, strategy: q.strategy, members, overflow });
+    }
+    // Overflow targets, as route indices.
+    let fixed = routes.len() - queues.len();
+    for (qi, q) in queues.iter().enumerate() {
+        if let Some((after, to)) = &q.overflow {
+            if let Some(target) = queues.iter().position(|o| &o.name == to) {
+                routes[fixed + qi].overflow = Some((*after, fixed + target));
+            }
+        }
     }
 
     let tone_zone = match (*raw.engine.tone_zone.get_ref(), &raw.tones) {
@@ -614,6 +736,7 @@ fn validate(
         echo_canceller: raw.engine.echo_canceller,
         echo_canceller_ports: raw.engine.echo_canceller_ports.get_ref().clone(),
         tone_zone,
+        queues,
         calls: CallSettings {
             routes,
             seat_ring_timeout: Duration::from_secs(seat_ring_timeout),
@@ -707,6 +830,27 @@ mod tests {
         assert!(e.0[0].message.contains("port 40 does not exist"));
         let ok = Config::parse(&text.replace(", 40", ""), "x.toml").unwrap();
         assert_eq!(ok.echo_canceller_ports, vec![1]);
+    }
+
+    #[test]
+    fn queues_are_checked() {
+        let text = "[card]\ndriver = \"sim\"\n[[queue]]\nname = \"sales\"\nmembers = [\"1001:12\"]\noverflow_after_s = 5\n\
+                    overflow_to = \"nowhere\"\n[[route]]\nname = \"r\"\ntrunks = [1]\nqueue = \"salse\"\n";
+        let e = Config::parse(text, "x.toml").unwrap_err();
+        let keys: Vec<_> = e.0.iter().map(|e| (e.line, e.key.as_str())).collect();
+        assert_eq!(
+            keys,
+            vec![(11, "route[0].queue"), (5, "queue[0].members"), (7, "queue[0].overflow_to")],
+            "{e}"
+        );
+        let ok = text
+            .replace("1001:12", "1001:7")
+            .replace("salse", "sales")
+            .replace("overflow_after_s = 5\n", "")
+            .replace("overflow_to = \"nowhere\"\n", "");
+        let c = Config::parse(&ok, "x.toml").unwrap();
+        assert_eq!(c.queues[0].members, vec![("1001".to_string(), 7)]);
+        assert_eq!(c.calls.routes.last().unwrap().trunks, vec![1]);
     }
 
     #[test]

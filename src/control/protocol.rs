@@ -125,6 +125,11 @@ pub enum Notice {
         call: String,
         seat: u16,
     },
+    /// The call waited too long and moved to another queue.
+    Overflowed {
+        call: String,
+        to: String,
+    },
     /// A seat rang out without answering.
     SeatNoAnswer {
         call: String,
@@ -177,6 +182,7 @@ impl Notice {
             | Notice::CallAnswered { call, .. }
             | Notice::Progress { call, .. }
             | Notice::SeatNoAnswer { call, .. }
+            | Notice::Overflowed { call, .. }
             | Notice::Recording { call, .. }
             | Notice::Digit { call, .. }
             | Notice::CallEnded { call, .. } => Some(call),

@@ -110,6 +110,9 @@ struct Core {
     /// Keeps the prompt table alive for the engine.
     _prompts: Arc<Prompts>,
     hub: Hub,
+    acd: crate::acd::Acd,
+    /// Index of the first queue's route in the call model.
+    queue_base: usize,
     /// Each agent session's queue of lines and the way to close it.
     agent_sessions: HashMap<SessionId, AgentConn>,
     agent_addr: std::net::SocketAddr,
@@ -246,6 +249,8 @@ impl Running {
             epoch: (Instant::now(), OffsetDateTime::now_utc()),
             _prompts: prompts,
             hub,
+            acd: crate::acd::Acd::new(config.queues.clone()),
+            queue_base: config.calls.routes.len() - config.queues.len(),
             agent_sessions: HashMap::new(),
             agent_addr,
         };
@@ -392,6 +397,7 @@ impl Core {
 
     async fn apply_hub_actions(&mut self) {
         let now = Instant::now();
+        self.refresh_queues();
         while let Some(action) = self.hub.poll_action() {
             match action {
                 HubAction::Send { session, line } => self.send_line(session, line),
@@ -409,7 +415,15 @@ impl Core {
                         _ => warn!("{seat}: DTMF asked but the seat has no call"),
                     }
                 }
-                HubAction::Availability { seat, available } => self.calls.set_available(now, seat, available),
+                HubAction::Availability { seat, available } => {
+                    if available {
+                        if let Some(agent) = self.hub.agent_on(seat).map(str::to_string) {
+                            self.acd.available(&agent, now);
+                        }
+                    }
+                    self.refresh_queues();
+                    self.calls.set_available(now, seat, available)
+                }
                 HubAction::CallOut { session, id, seat, number, caller_id } => {
                     let reply = match self.calls.call_out(now, seat, &number, &caller_id) {
                         Ok(_) => {
@@ -431,7 +445,20 @@ impl Core {
                         Control::BargeIn => MonitorMode::Barge,
                         _ => MonitorMode::Listen,
                     };
-                    let reply = match self.calls.monitor(supervisor, target, mode) {
+                    let outcome = self.calls.monitor(supervisor, target, mode);
+                    let actor = self.hub.agent_on(supervisor).unwrap_or("?").to_string();
+                    let mut entry = store::AuditEntry::new(
+                        OffsetDateTime::now_utc(),
+                        &actor,
+                        &format!("control.{}", control.name()),
+                        if outcome.is_ok() { store::AuditResult::Ok } else { store::AuditResult::Failed },
+                    )
+                    .target(&format!("seat {}", target.port()));
+                    if let Err(e) = &outcome {
+                        entry = entry.detail(&e.to_string());
+                    }
+                    self.persist("audit", self.store.audit(entry));
+                    let reply = match outcome {
                         Ok(()) => {
                             info!("{supervisor}: {} on {target}", control.name());
                             self.hub.monitoring(supervisor, true);
@@ -479,7 +506,24 @@ impl Core {
         self.calls.has_actions()
     }
 
+    /// Gives every queue's route its seats in the ACD's order, from where agents sit now.
+    fn refresh_queues(&mut self) {
+        if self.acd.queues().is_empty() {
+            return;
+        }
+        let seat_of = self.hub.agent_seats();
+        for q in 0..self.acd.queues().len() {
+            let seats = self.acd.order(q, &seat_of).into_iter().map(|c| c.port()).collect();
+            self.calls.set_route_seats(self.queue_base + q, seats);
+        }
+    }
+
+    fn queue_of(&self, call: CallId) -> Option<usize> {
+        self.calls.route_of(call).and_then(|r| r.checked_sub(self.queue_base))
+    }
+
     async fn pump(&mut self) {
+        self.refresh_queues();
         while let Some(event) = self.engine.poll_event() {
             let now = Instant::now();
             let input = match event {
@@ -788,6 +832,9 @@ impl Core {
                     self.records.get(&call).map(|r| (r.caller.clone(), r.outbound)).unwrap_or_default();
                 t.set(tags::CALLERID, caller);
                 t.set(tags::TTYPE, if outbound { "1" } else { "2" });
+                if let Some(q) = self.queue_of(call) {
+                    t.set("QUEUE", self.acd.queues()[q].name.clone());
+                }
                 self.hub.ringing(seat, call.0, t, true);
                 Notice::SeatRinging { call: id, seat: seat.port() }
             }
@@ -796,6 +843,11 @@ impl Core {
                 info!("call {id}: {what}");
                 self.hub.progress(seat, what);
                 Notice::Progress { call: id, seat: seat.port(), what: what.into() }
+            }
+            CallEvent::Overflowed { call, to } => {
+                let id = self.call_id(call);
+                info!("call {id}: waited too long, moved to queue {to}");
+                Notice::Overflowed { call: id, to }
             }
             CallEvent::SeatNoAnswer { call, seat } => {
                 let id = self.call_id(call);
@@ -816,6 +868,10 @@ impl Core {
             CallEvent::Answered { call, seat } => {
                 let id = self.call_id(call);
                 info!("call {id}: answered by seat {seat}");
+                if let Some(agent) = self.hub.agent_on(seat).map(str::to_string) {
+                    let queue = self.queue_of(call);
+                    self.acd.answered(&agent, queue);
+                }
                 let vocid = self.records.get(&call).and_then(|r| r.vocid.clone());
                 self.hub.answered(seat, call.0, vocid.as_deref());
                 Notice::CallAnswered { call: id, seat: seat.port() }

@@ -580,3 +580,66 @@ async fn supervisors_see_waiting_calls_with_their_waiting_times() {
     let mut nobody = AgentClient::connect(&addr).await.unwrap();
     assert_eq!(code(nobody.call(json!({"cmd": "queryCalls"})).await.unwrap_err()), ErrorCode::NotLoggedIn);
 }
+
+const QUEUE_CONFIG: &str = r#"
+[card]
+driver = "sim"
+[sim]
+trunk_ports = 2
+seat_ports = 3
+seat_answer_delay_ms = 400
+[engine]
+realtime_priority = 0
+[calls]
+seat_ring_timeout_s = 10
+[[queue]]
+name = "sales"
+strategy = "skill"
+members = ["1001:3", "1002:9"]
+overflow_after_s = 2
+overflow_to = "support"
+[[queue]]
+name = "support"
+members = ["9001"]
+[[route]]
+name = "hotline"
+trunks = [1, 2]
+queue = "sales"
+[agent]
+listen = "127.0.0.1:0"
+wrap_up_s = 1
+ring_seats_without_agent = false
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queues_ring_the_best_agent_and_overflow_when_nobody_is_free() {
+    let d = daemon(QUEUE_CONFIG);
+    let addr = d.agent_addr();
+    let mut low = agent(&addr, "1001", 3).await;
+    let mut high = agent(&addr, "1002", 4).await;
+    let mut other = agent(&addr, "9001", 5).await;
+    // Skill: the level-9 agent gets the call, with the queue in the tags.
+    assert_eq!(
+        tokio::task::block_in_place(
+            || d.request(json!({"cmd": "sim.call", "port": 1, "from": "111", "hangup_after": 0.5}))
+        )["ok"],
+        true
+    );
+    let ring = high.wait_for(EventKind::Ring).await.unwrap();
+    let tags = Tags::parse(&ring.s_param).unwrap();
+    assert_eq!((tags.get("CALLERID"), tags.get("QUEUE")), (Some("111"), Some("sales")));
+    high.wait_for(EventKind::Hangup).await.unwrap();
+
+    // Nobody in sales is free: after 2 s the call moves to support.
+    low.do_action(11, 0, "meeting").await.unwrap();
+    high.do_action(11, 0, "meeting").await.unwrap();
+    assert_eq!(
+        tokio::task::block_in_place(
+            || d.request(json!({"cmd": "sim.call", "port": 2, "from": "222", "hangup_after": 0.5}))
+        )["ok"],
+        true
+    );
+    let ring = other.wait_for(EventKind::Ring).await.unwrap();
+    let tags = Tags::parse(&ring.s_param).unwrap();
+    assert_eq!((tags.get("CALLERID"), tags.get("QUEUE")), (Some("222"), Some("support")));
+}
