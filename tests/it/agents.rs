@@ -643,3 +643,28 @@ async fn queues_ring_the_best_agent_and_overflow_when_nobody_is_free() {
     let tags = Tags::parse(&ring.s_param).unwrap();
     assert_eq!((tags.get("CALLERID"), tags.get("QUEUE")), (Some("222"), Some("support")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_crash_mid_call_leaves_the_call_up_and_the_seat_reclaimable() {
+    let d = daemon(FAST_CONFIG);
+    let addr = d.agent_addr();
+    let mut a = agent(&addr, "1001", 3).await;
+    assert_eq!(
+        tokio::task::block_in_place(|| d.request(json!({"cmd": "sim.call", "port": 1, "from": "42"})))["ok"],
+        true
+    );
+    a.wait_for(EventKind::Talk).await.unwrap();
+    drop(a);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = tokio::task::block_in_place(|| d.request(json!({"cmd": "status"})));
+    assert_eq!(status["result"]["calls"][0]["seat"], 3, "the call is still up: {status}");
+    // The agent comes back: same seat, still talking, and can hang up from the desktop.
+    let mut again = AgentClient::connect(&addr).await.unwrap();
+    again.login("1001", PW).await.unwrap();
+    assert_eq!(again.action_enables().await.unwrap() & (1 << 2), 1 << 2);
+    again.do_action(2, 0, "").await.unwrap();
+    assert_eq!(
+        again.wait_for(EventKind::Hangup).await.unwrap().s_param,
+        "CAUSE:released from the agent desktop|"
+    );
+}
