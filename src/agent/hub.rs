@@ -97,6 +97,14 @@ pub enum HubAction {
         number: String,
         caller_id: String,
     },
+    /// Transfer the seat's caller to an agent or a queue; the driver answers request `id`.
+    Transfer {
+        session: SessionId,
+        id: Option<serde_json::Value>,
+        seat: ChannelId,
+        to_agent: Option<String>,
+        to_queue: Option<String>,
+    },
     /// A supervisor joins the call on `target` from their own seat; the driver answers
     /// request `id` with [`Hub::reply`] and reports the outcome with [`Hub::monitoring`].
     Monitor {
@@ -306,6 +314,16 @@ impl Hub {
                 return;
             }
         }
+        // A transfer is answered by the driver, which knows the calls and the queues.
+        if let Request::DoAction { act_id: 5, i_param, s_param } = &request {
+            match self.transfer_check(session, *i_param, s_param) {
+                Ok((seat, to_agent, to_queue)) => {
+                    self.actions.push_back(HubAction::Transfer { session, id, seat, to_agent, to_queue })
+                }
+                Err((code, message)) => self.reply(session, id, Err((code, message))),
+            }
+            return;
+        }
         // A call out is answered by the driver, which knows whether a line is free.
         if let Request::DoAction { act_id: 7, i_param, s_param } = &request {
             match self.call_out(session, *i_param, s_param) {
@@ -419,6 +437,57 @@ impl Hub {
     pub fn monitoring(&mut self, seat: ChannelId, on: bool) {
         if let Some(i) = self.seat_index(seat) {
             self.set_state(i, if on { AgentState::Monitoring } else { AgentState::Idle }, "");
+        }
+    }
+
+    /// Checks a DoAction 5 (blind transfer): iParam 0 to an agent (sParam the agent id), 1 to
+    /// a queue (sParam its name).
+    #[allow(clippy::type_complexity)]
+    fn transfer_check(
+        &mut self,
+        session: SessionId,
+        i_param: i64,
+        s_param: &str,
+    ) -> Result<(ChannelId, Option<String>, Option<String>), (ErrorCode, String)> {
+        if self.sessions.get(&session).and_then(|s| s.identity.as_ref()).is_none() {
+            return err(ErrorCode::NotLoggedIn, "log in first");
+        }
+        let i = self.session_seat(session)?;
+        if self.enables(i) & Act::BlindTransfer.bit() == 0 {
+            return err(
+                ErrorCode::NotAllowed,
+                format!("action 5 (BlindTransfer) is not allowed in state {}", self.seats[i].state.name()),
+            );
+        }
+        let target = s_param.trim();
+        if target.is_empty() {
+            return err(ErrorCode::BadRequest, "sParam names the agent or the queue to transfer to");
+        }
+        let channel = self.seats[i].channel;
+        match i_param {
+            0 => Ok((channel, Some(target.to_string()), None)),
+            1 => Ok((channel, None, Some(target.to_string()))),
+            2 | 3 => err(
+                ErrorCode::NotSupported,
+                "transfers to an IVR flow or an external number are not supported yet",
+            ),
+            _ => err(ErrorCode::BadRequest, format!("iParam {i_param}: 0 to an agent, 1 to a queue")),
+        }
+    }
+
+    /// The seat's agent transferred their caller away.
+    pub fn transferred_away(&mut self, now: Instant, seat: ChannelId, call: u64) {
+        let Some(i) = self.seat_index(seat) else { return };
+        if !self.seats[i].call.as_ref().is_some_and(|c| c.call == call) {
+            return;
+        }
+        self.seats[i].call = None;
+        self.emit(i, EventKind::Hangup, 0, "CAUSE:transferred|".into());
+        if self.seats[i].agent.is_some() && !self.settings.wrap_up.is_zero() {
+            self.seats[i].wrap_until = Some(now + self.settings.wrap_up);
+            self.set_state(i, AgentState::WrapUp, "");
+        } else {
+            self.set_state(i, AgentState::Idle, "");
         }
     }
 
@@ -557,8 +626,8 @@ impl Hub {
             AgentState::Offline => &[],
             AgentState::Monitoring | AgentState::Dialing | AgentState::Ringing => &[Act::Message],
             AgentState::Idle => &[Act::CallOut, Act::Pause, Act::SetState, Act::Message],
-            AgentState::Talking => &[Act::Hangup, Act::Hold, Act::SendDtmf, Act::Message],
-            AgentState::Held => &[Act::Hangup, Act::Retrieve, Act::Message],
+            AgentState::Talking => &[Act::Hangup, Act::Hold, Act::BlindTransfer, Act::SendDtmf, Act::Message],
+            AgentState::Held => &[Act::Hangup, Act::Retrieve, Act::BlindTransfer, Act::Message],
             AgentState::WrapUp => &[Act::CallOut, Act::EndWrapUp, Act::Pause, Act::SetState, Act::Message],
             AgentState::Paused => &[Act::Unpause, Act::SetState, Act::Message],
         };

@@ -139,6 +139,8 @@ pub enum CallEvent {
     SeatNoAnswer { call: CallId, seat: ChannelId },
     /// The call waited too long and moved to another route (queue).
     Overflowed { call: CallId, to: String },
+    /// The agent on `seat` transferred the call away: their part of it is over.
+    TransferredAway { call: CallId, seat: ChannelId },
     /// The call ended.
     Ended { call: CallId, disposition: Disposition, cause: &'static str },
 }
@@ -222,6 +224,9 @@ struct Call {
     offered_at: Instant,
     /// When the call came to its current route (for overflow).
     route_since: Instant,
+    /// The call was answered and then transferred: the trunk is off-hook, no ring bursts
+    /// come any more, and the call is recorded already.
+    transferred: bool,
 }
 
 /// Caller id collected from DTMF on an idle trunk before the first ring
@@ -299,7 +304,10 @@ impl CallManager {
             .iter()
             .flat_map(|c| {
                 let ring_gap = match c.state {
-                    CallState::Offered { .. } => Some(c.last_ring + self.settings.trunk_ring_gap),
+                    CallState::Offered { .. } if !c.transferred => {
+                        Some(c.last_ring + self.settings.trunk_ring_gap)
+                    }
+                    CallState::Offered { .. } => None,
                     CallState::Talking { .. } | CallState::Outbound { .. } => None,
                 };
                 let overflow = match c.state {
@@ -395,7 +403,7 @@ impl CallManager {
             match &call.state {
                 CallState::Offered { seat_deadline, .. } => {
                     let seat_due = seat_deadline.is_some_and(|d| now >= d);
-                    if now >= call.last_ring + self.settings.trunk_ring_gap {
+                    if !call.transferred && now >= call.last_ring + self.settings.trunk_ring_gap {
                         self.abandon(now, i);
                         continue;
                     }
@@ -497,6 +505,7 @@ impl CallManager {
             monitors: Vec::new(),
             offered_at: now,
             route_since: now,
+            transferred: false,
         });
         let i = self.calls.len() - 1;
         self.ring_seats(now, i);
@@ -633,6 +642,10 @@ impl CallManager {
                 self.seats[usize::from(seat.0)] = SeatState::Released;
                 self.push(Action::Media(EngineCmd::PlayTone { channel: seat, tone: ProgressTone::Busy }));
                 self.end(now, call.id, Disposition::Answered, cause);
+            }
+            CallState::Offered { .. } if call.transferred => {
+                self.calls.insert(i, call);
+                self.transferred_caller_left(now, i, cause);
             }
             CallState::Offered { .. } => {
                 self.calls.insert(i, call);
@@ -817,11 +830,16 @@ impl CallManager {
         self.seats[usize::from(seat.0)] = SeatState::Talking(call);
         let trunk = self.calls[i].trunk;
         self.calls[i].state = CallState::Talking { seat };
-        self.push(Action::Media(EngineCmd::Line { channel: trunk, command: LineCommand::OffHook }));
-        self.push(Action::Media(EngineCmd::Bridge { a: trunk, b: seat }));
-        if self.settings.record {
-            self.push(Action::StartRecording { call, channel: trunk });
+        if self.calls[i].transferred {
+            // Answered before: stop the hold music; the recording goes on.
+            self.push(Action::Media(EngineCmd::StopPlay { channel: trunk }));
+        } else {
+            self.push(Action::Media(EngineCmd::Line { channel: trunk, command: LineCommand::OffHook }));
+            if self.settings.record {
+                self.push(Action::StartRecording { call, channel: trunk });
+            }
         }
+        self.push(Action::Media(EngineCmd::Bridge { a: trunk, b: seat }));
         self.push(Action::Cdr(CdrUpdate::Answer { call, at: now, seat }));
         self.push(Action::Event(CallEvent::Answered { call, seat }));
         // The other seats that rang are free for calls that wait.
@@ -858,6 +876,7 @@ impl CallManager {
 
 pub mod outbound;
 pub mod supervise;
+pub mod transfer;
 
 #[cfg(test)]
 mod tests;

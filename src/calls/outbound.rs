@@ -74,6 +74,7 @@ impl CallManager {
             monitors: Vec::new(),
             offered_at: now,
             route_since: now,
+            transferred: false,
         });
         self.push(Action::Cdr(CdrUpdate::Start {
             call: id,

@@ -125,6 +125,11 @@ pub enum Notice {
         call: String,
         seat: u16,
     },
+    /// The agent on `from_seat` transferred the call.
+    Transferred {
+        call: String,
+        from_seat: u16,
+    },
     /// The call waited too long and moved to another queue.
     Overflowed {
         call: String,
@@ -183,6 +188,7 @@ impl Notice {
             | Notice::Progress { call, .. }
             | Notice::SeatNoAnswer { call, .. }
             | Notice::Overflowed { call, .. }
+            | Notice::Transferred { call, .. }
             | Notice::Recording { call, .. }
             | Notice::Digit { call, .. }
             | Notice::CallEnded { call, .. } => Some(call),

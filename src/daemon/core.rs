@@ -437,6 +437,29 @@ impl Core {
                     };
                     self.hub.reply(session, id, reply);
                 }
+                HubAction::Transfer { session, id, seat, to_agent, to_queue } => {
+                    use crate::calls::transfer::TransferTarget;
+                    let target = match (&to_agent, &to_queue) {
+                        (Some(agent), _) => match self.hub.agent_seats().get(agent.as_str()) {
+                            Some(s) => Ok(TransferTarget::Seat(*s)),
+                            None => Err(format!("agent {agent} is not logged in on a seat")),
+                        },
+                        (None, Some(queue)) => {
+                            match self.acd.queues().iter().position(|q| &q.name == queue) {
+                                Some(q) => Ok(TransferTarget::Route(self.queue_base + q)),
+                                None => Err(format!("no queue is named {queue:?}")),
+                            }
+                        }
+                        (None, None) => Err("no target".to_string()),
+                    };
+                    let reply = target
+                        .and_then(|t| self.calls.transfer(now, seat, t).map_err(|e| e.to_string()))
+                        .map(|()| json!(null))
+                        .map_err(|m| {
+                            (crate::agent::protocol::ErrorCode::NotAllowed, format!("cannot transfer: {m}"))
+                        });
+                    self.hub.reply(session, id, reply);
+                }
                 HubAction::Monitor { session, id, supervisor, target, control } => {
                     use crate::agent::protocol::Control;
                     use crate::calls::supervise::MonitorMode;
@@ -831,7 +854,14 @@ impl Core {
                 let (caller, outbound) =
                     self.records.get(&call).map(|r| (r.caller.clone(), r.outbound)).unwrap_or_default();
                 t.set(tags::CALLERID, caller);
-                t.set(tags::TTYPE, if outbound { "1" } else { "2" });
+                let ttype = if outbound {
+                    "1"
+                } else if self.calls.is_transferred(call) {
+                    "3"
+                } else {
+                    "2"
+                };
+                t.set(tags::TTYPE, ttype);
                 if let Some(q) = self.queue_of(call) {
                     t.set("QUEUE", self.acd.queues()[q].name.clone());
                 }
@@ -843,6 +873,12 @@ impl Core {
                 info!("call {id}: {what}");
                 self.hub.progress(seat, what);
                 Notice::Progress { call: id, seat: seat.port(), what: what.into() }
+            }
+            CallEvent::TransferredAway { call, seat } => {
+                let id = self.call_id(call);
+                info!("call {id}: transferred away from {seat}");
+                self.hub.transferred_away(Instant::now(), seat, call.0);
+                Notice::Transferred { call: id, from_seat: seat.port() }
             }
             CallEvent::Overflowed { call, to } => {
                 let id = self.call_id(call);

@@ -77,8 +77,8 @@ async fn an_agent_gets_ring_talk_with_vocid_dtmf_hangup_and_wrap_up() {
     let vocid = tags.get("VOCID").expect("Talk carries the VOCID").to_string();
     assert_eq!(
         a.action_enables().await.unwrap(),
-        (1 << 2) | (1 << 3) | (1 << 10) | (1 << 16),
-        "talking: hang up, hold, send DTMF, message"
+        (1 << 2) | (1 << 3) | (1 << 5) | (1 << 10) | (1 << 16),
+        "talking: hang up, hold, transfer, send DTMF, message"
     );
     let dtmf = a.wait_for(EventKind::Dtmf).await.unwrap();
     assert_eq!(dtmf.s_param, "5");
@@ -317,7 +317,11 @@ async fn the_caller_hears_hold_music_while_held_and_agents_exchange_messages() {
     a.wait_for(EventKind::Talk).await.unwrap();
     a.do_action(3, 0, "").await.unwrap();
     assert!(state_after(&mut a, "STATE:held").await.starts_with("STATE:held|"));
-    assert_eq!(a.action_enables().await.unwrap(), (1 << 2) | (1 << 4) | (1 << 16), "held: hang up, retrieve");
+    assert_eq!(
+        a.action_enables().await.unwrap(),
+        (1 << 2) | (1 << 4) | (1 << 5) | (1 << 16),
+        "held: hang up, retrieve, transfer"
+    );
     // The caller hears the hold music: sound on a line where nobody speaks.
     tokio::task::block_in_place(|| loop {
         let n = watch.recv()["notice"].clone();
@@ -667,4 +671,40 @@ async fn a_client_crash_mid_call_leaves_the_call_up_and_the_seat_reclaimable() {
         again.wait_for(EventKind::Hangup).await.unwrap().s_param,
         "CAUSE:released from the agent desktop|"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blind_transfer_hands_the_caller_to_another_agent() {
+    let d = daemon(FAST_CONFIG);
+    let addr = d.agent_addr();
+    let mut a = agent(&addr, "1001", 3).await;
+    let mut b = agent(&addr, "1002", 4).await;
+    assert_eq!(
+        tokio::task::block_in_place(
+            || d.request(json!({"cmd": "sim.call", "port": 1, "from": "13911112222"}))
+        )["ok"],
+        true
+    );
+    let talk = a.wait_for(EventKind::Talk).await.unwrap();
+    let vocid = Tags::parse(&talk.s_param).unwrap().get("VOCID").map(String::from);
+    assert_eq!(code(a.do_action(5, 0, "7777").await.unwrap_err()), ErrorCode::NotAllowed);
+    assert_eq!(code(a.do_action(5, 3, "110").await.unwrap_err()), ErrorCode::NotSupported);
+    a.do_action(5, 0, "1002").await.unwrap();
+    assert_eq!(a.wait_for(EventKind::Hangup).await.unwrap().s_param, "CAUSE:transferred|");
+    assert!(state_after(&mut a, "STATE:wrap-up").await.starts_with("STATE:wrap-up|"));
+    // The other agent's phone rings with the caller and TTYPE 3, and the call goes on with
+    // the same recording.
+    let ring = b.wait_for(EventKind::Ring).await.unwrap();
+    let tags = Tags::parse(&ring.s_param).unwrap();
+    assert_eq!((tags.get("CALLERID"), tags.get("TTYPE")), (Some("13911112222"), Some("3")));
+    let talk = b.wait_for(EventKind::Talk).await.unwrap();
+    assert_eq!(Tags::parse(&talk.s_param).unwrap().get("VOCID").map(String::from), vocid);
+    b.do_action(2, 0, "").await.unwrap();
+    b.wait_for(EventKind::Hangup).await.unwrap();
+    let cdr = tokio::task::block_in_place(|| {
+        assert!(crate::harness::eventually(Duration::from_secs(5), || d.cdrs()[0]["end"].is_string()));
+        d.cdrs()[0].clone()
+    });
+    assert_eq!(cdr["disposition"], "answered");
+    assert_eq!(cdr["cause"], "released from the agent desktop");
 }
