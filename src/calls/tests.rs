@@ -324,3 +324,57 @@ fn an_outgoing_call_without_dial_tone_fails() {
         })
     )));
 }
+
+#[test]
+fn round_robin_wraps_around_and_skips_busy_seats() {
+    let (mut m, t0) = manager(Strategy::RoundRobin);
+    let mut answered = vec![];
+    for _ in 0..4 {
+        let seat = ringing(&line(&mut m, t0, T1, LineEvent::RingBegin))[0];
+        line(&mut m, t0, seat, LineEvent::OffHook);
+        line(&mut m, t0, seat, LineEvent::OnHook);
+        answered.push(seat);
+    }
+    assert_eq!(answered, vec![S1, S2, S3, S1]);
+    // S2 is busy (off-hook): the turn passes to S3.
+    line(&mut m, t0, S2, LineEvent::OffHook);
+    assert_eq!(ringing(&line(&mut m, t0, T1, LineEvent::RingBegin)), vec![S3]);
+}
+
+#[test]
+fn a_waiting_call_overflows_to_another_route() {
+    let settings = CallSettings {
+        routes: vec![
+            Route {
+                name: "sales".into(),
+                trunks: vec![1],
+                seats: vec![3],
+                strategy: Strategy::Sequential,
+                overflow: Some((Duration::from_secs(30), 1)),
+            },
+            Route {
+                name: "support".into(),
+                trunks: vec![],
+                seats: vec![4],
+                strategy: Strategy::Sequential,
+                overflow: None,
+            },
+        ],
+        ..CallSettings::default()
+    };
+    let mut m = CallManager::new(&card(), settings);
+    let t0 = Instant::now();
+    line(&mut m, t0, S1, LineEvent::OffHook);
+    let a = line(&mut m, t0, T1, LineEvent::RingBegin);
+    assert!(a.contains(&Action::Event(CallEvent::Waiting { call: CallId(1) })));
+    // Keep the caller ringing, then pass the overflow time.
+    let mut now = t0;
+    while now < t0 + Duration::from_secs(30) {
+        now += Duration::from_secs(5);
+        line(&mut m, now, T1, LineEvent::RingBegin);
+    }
+    m.handle_timeout(now);
+    let a = drain(&mut m);
+    assert!(a.contains(&Action::Event(CallEvent::Overflowed { call: CallId(1), to: "support".into() })));
+    assert_eq!(ringing(&a), vec![S2]);
+}

@@ -368,3 +368,47 @@ fn play_files_that_are_not_regular_files_are_refused_without_blocking() {
     assert!(r["error"].as_str().unwrap().contains("unknown field `hangup_afer`"), "{r}");
     assert_eq!(d.request(json!({"cmd": "status"}))["ok"], true);
 }
+
+#[test]
+fn kill_9_with_a_talking_and_a_waiting_call_keeps_both_records() {
+    let mut d = Daemon::start(FAST_CONFIG);
+    let mut watch = d.connect();
+    watch.send(&json!({"id": 1, "cmd": "watch"}));
+    assert_eq!(watch.recv()["ok"], true);
+    assert_eq!(d.request(json!({"cmd": "sim.call", "port": 1, "from": "111"}))["ok"], true);
+    let vocid = loop {
+        let n = watch.recv()["notice"].clone();
+        if n["type"] == "recording" {
+            break n["vocid"].as_str().unwrap().to_string();
+        }
+    };
+    // The other seats are busy: the second call waits, ringing nobody.
+    for port in [4, 5] {
+        assert_eq!(d.request(json!({"cmd": "sim.offhook", "port": port}))["ok"], true);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(d.request(json!({"cmd": "sim.call", "port": 2, "from": "222"}))["ok"], true);
+    loop {
+        let n = watch.recv()["notice"].clone();
+        if n["type"] == "call_waiting" {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(1200));
+    d.kill9();
+    d.spawn();
+    let cdrs = d.cdrs();
+    let by_caller = |c: &str| cdrs.iter().find(|r| r["caller"] == c).cloned().unwrap();
+    let talking = by_caller("111");
+    let waiting = by_caller("222");
+    assert_eq!(
+        (talking["disposition"].as_str(), talking["vocid"].as_str()),
+        (Some("interrupted"), Some(vocid.as_str()))
+    );
+    assert_eq!(waiting["disposition"], "interrupted");
+    assert!(waiting["answer"].is_null());
+    let store = switchboard::store::Store::open(&d.data().join("switchboard.db")).unwrap();
+    let rec = store.recording_get(&vocid).wait().unwrap().unwrap();
+    assert_eq!(rec.state.as_str(), "repaired");
+    assert!(switchboard::audio::wav::read_wav(&d.data().join(&rec.path)).is_ok());
+}
