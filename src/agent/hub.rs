@@ -97,6 +97,9 @@ pub enum HubAction {
         number: String,
         caller_id: String,
     },
+    /// A consultation step for the seat's call: 6 consult `agent`, 8 complete, 9 cancel,
+    /// 15 conference. The driver answers request `id` and reports with [`Hub::consult_flag`].
+    Consult { session: SessionId, id: Option<serde_json::Value>, seat: ChannelId, act: i64, agent: String },
     /// Transfer the seat's caller to an agent or a queue; the driver answers request `id`.
     Transfer {
         session: SessionId,
@@ -151,6 +154,20 @@ struct Seat {
     call: Option<SeatCall>,
     wrap_until: Option<Instant>,
     available: bool,
+    /// The agent's consultation about their call, if any.
+    consult: ConsultFlag,
+}
+
+/// How far the consultation of a seat's agent has got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsultFlag {
+    None,
+    /// The consulted seat rings.
+    Ringing,
+    /// The consulted agent answered.
+    Talking,
+    /// Caller, agent and consulted agent in conference.
+    Conference,
 }
 
 /// The hub.
@@ -184,6 +201,7 @@ impl Hub {
                 call: None,
                 wrap_until: None,
                 available: settings.ring_seats_without_agent,
+                consult: ConsultFlag::None,
             })
             .collect();
         Hub { settings, seats, sessions: HashMap::new(), actions: VecDeque::new() }
@@ -313,6 +331,33 @@ impl Hub {
                 }
                 return;
             }
+        }
+        // Consultation steps are answered by the driver, which knows the calls.
+        if let Request::DoAction { act_id: act @ (6 | 8 | 9 | 15), s_param, .. } = &request {
+            let checked = self.session_seat(session).and_then(|i| {
+                let bit = 1u32 << *act;
+                if self.enables(i) & bit == 0 {
+                    return err(
+                        ErrorCode::NotAllowed,
+                        format!("action {act} is not allowed now (state {})", self.seats[i].state.name()),
+                    );
+                }
+                if *act == 6 && s_param.trim().is_empty() {
+                    return err(ErrorCode::BadRequest, "sParam names the agent to consult");
+                }
+                Ok(self.seats[i].channel)
+            });
+            match checked {
+                Ok(seat) => self.actions.push_back(HubAction::Consult {
+                    session,
+                    id,
+                    seat,
+                    act: *act,
+                    agent: s_param.trim().to_string(),
+                }),
+                Err(e) => self.reply(session, id, Err(e)),
+            }
+            return;
         }
         // A transfer is answered by the driver, which knows the calls and the queues.
         if let Request::DoAction { act_id: 5, i_param, s_param } = &request {
@@ -475,6 +520,40 @@ impl Hub {
         }
     }
 
+    /// Where the seat's agent's consultation stands; the agent's state follows (on hold while
+    /// consulting, talking in conference or back with the caller).
+    pub fn consult_flag(&mut self, seat: ChannelId, flag: ConsultFlag) {
+        let Some(i) = self.seat_index(seat) else { return };
+        self.seats[i].consult = flag;
+        let state = match flag {
+            ConsultFlag::Ringing | ConsultFlag::Talking => AgentState::Held,
+            ConsultFlag::Conference | ConsultFlag::None => AgentState::Talking,
+        };
+        if self.seats[i].call.is_some() {
+            self.set_state(i, state, "");
+        }
+    }
+
+    /// The consulted seat left: it hangs up; its consulting agent stays with the caller.
+    pub fn consult_ended(&mut self, seat: ChannelId, call: u64) {
+        let Some(i) = self.seat_index(seat) else { return };
+        if self.seats[i].call.as_ref().is_some_and(|c| c.call == call) {
+            self.seats[i].call = None;
+            self.emit(i, EventKind::Hangup, 0, "CAUSE:consultation ended|".into());
+            self.set_state(i, AgentState::Idle, "");
+        }
+        for j in 0..self.seats.len() {
+            if self.seats[j].consult != ConsultFlag::None
+                && self.seats[j].call.as_ref().is_some_and(|c| c.call == call)
+            {
+                let held = self.seats[j].consult != ConsultFlag::Conference;
+                self.seats[j].consult = ConsultFlag::None;
+                // The caller is still on hold after a consultation, not after a conference.
+                self.set_state(j, if held { AgentState::Held } else { AgentState::Talking }, "");
+            }
+        }
+    }
+
     /// The seat's agent transferred their caller away.
     pub fn transferred_away(&mut self, now: Instant, seat: ChannelId, call: u64) {
         let Some(i) = self.seat_index(seat) else { return };
@@ -482,6 +561,7 @@ impl Hub {
             return;
         }
         self.seats[i].call = None;
+        self.seats[i].consult = ConsultFlag::None;
         self.emit(i, EventKind::Hangup, 0, "CAUSE:transferred|".into());
         if self.seats[i].agent.is_some() && !self.settings.wrap_up.is_zero() {
             self.seats[i].wrap_until = Some(now + self.settings.wrap_up);
@@ -622,12 +702,39 @@ impl Hub {
     /// The actions allowed on a seat in its state: bit `1 << ActID`.
     fn enables(&self, i: usize) -> u32 {
         let seat = &self.seats[i];
+        match seat.consult {
+            ConsultFlag::Ringing => {
+                return [Act::Hangup, Act::CancelConsult, Act::Message].iter().fold(0, |m, a| m | a.bit())
+            }
+            ConsultFlag::Talking => {
+                return [
+                    Act::Hangup,
+                    Act::CompleteTransfer,
+                    Act::CancelConsult,
+                    Act::Conference,
+                    Act::Message,
+                ]
+                .iter()
+                .fold(0, |m, a| m | a.bit())
+            }
+            ConsultFlag::Conference => return [Act::Hangup, Act::Message].iter().fold(0, |m, a| m | a.bit()),
+            ConsultFlag::None => {}
+        }
         let acts: &[Act] = match seat.state {
             AgentState::Offline => &[],
             AgentState::Monitoring | AgentState::Dialing | AgentState::Ringing => &[Act::Message],
             AgentState::Idle => &[Act::CallOut, Act::Pause, Act::SetState, Act::Message],
-            AgentState::Talking => &[Act::Hangup, Act::Hold, Act::BlindTransfer, Act::SendDtmf, Act::Message],
-            AgentState::Held => &[Act::Hangup, Act::Retrieve, Act::BlindTransfer, Act::Message],
+            AgentState::Talking => &[
+                Act::Hangup,
+                Act::Hold,
+                Act::BlindTransfer,
+                Act::ConsultTransfer,
+                Act::SendDtmf,
+                Act::Message,
+            ],
+            AgentState::Held => {
+                &[Act::Hangup, Act::Retrieve, Act::BlindTransfer, Act::ConsultTransfer, Act::Message]
+            }
             AgentState::WrapUp => &[Act::CallOut, Act::EndWrapUp, Act::Pause, Act::SetState, Act::Message],
             AgentState::Paused => &[Act::Unpause, Act::SetState, Act::Message],
         };
@@ -942,7 +1049,11 @@ impl Hub {
     /// A seat answered a call; the other seats that rang for it go back to idle.
     pub fn answered(&mut self, seat: ChannelId, call: u64, vocid: Option<&str>) {
         for j in 0..self.seats.len() {
-            if self.seats[j].channel != seat && self.seats[j].call.as_ref().is_some_and(|c| c.call == call) {
+            // Only seats still ringing for it: an agent consulting about this call keeps it.
+            if self.seats[j].channel != seat
+                && self.seats[j].state == AgentState::Ringing
+                && self.seats[j].call.as_ref().is_some_and(|c| c.call == call)
+            {
                 self.seats[j].call = None;
                 self.emit(j, EventKind::Hangup, 0, "CAUSE:answered elsewhere|".into());
                 self.set_state(j, AgentState::Idle, "");
@@ -976,6 +1087,18 @@ impl Hub {
             } else {
                 self.set_state(i, AgentState::Idle, "");
             }
+        }
+    }
+
+    /// A seat stopped ringing because its call moved to another queue.
+    pub fn ring_stopped(&mut self, seat: ChannelId, call: u64) {
+        let Some(i) = self.seat_index(seat) else { return };
+        if self.seats[i].state == AgentState::Ringing
+            && self.seats[i].call.as_ref().is_some_and(|c| c.call == call)
+        {
+            self.seats[i].call = None;
+            self.emit(i, EventKind::Hangup, 0, "CAUSE:moved to another queue|".into());
+            self.set_state(i, AgentState::Idle, "");
         }
     }
 

@@ -139,8 +139,14 @@ pub enum CallEvent {
     SeatNoAnswer { call: CallId, seat: ChannelId },
     /// The call waited too long and moved to another route (queue).
     Overflowed { call: CallId, to: String },
+    /// A seat stopped ringing because the call moved elsewhere (overflow).
+    RingStopped { call: CallId, seat: ChannelId },
     /// The agent on `seat` transferred the call away: their part of it is over.
     TransferredAway { call: CallId, seat: ChannelId },
+    /// The consulted seat answered.
+    ConsultAnswered { call: CallId, seat: ChannelId },
+    /// The consulted seat left the call (cancelled, hung up, or the call ended).
+    ConsultEnded { call: CallId, seat: ChannelId },
     /// The call ended.
     Ended { call: CallId, disposition: Disposition, cause: &'static str },
 }
@@ -227,6 +233,8 @@ struct Call {
     /// The call was answered and then transferred: the trunk is off-hook, no ring bursts
     /// come any more, and the call is recorded already.
     transferred: bool,
+    /// A consultation with another seat.
+    consult: Option<consult::Consult>,
 }
 
 /// Caller id collected from DTMF on an idle trunk before the first ring
@@ -251,6 +259,8 @@ enum SeatState {
     OffHookIdle,
     /// A supervisor listening to (or taking part in) a call.
     Monitoring(CallId),
+    /// Rung for, or talking in, a consultation about a call.
+    Consulting(CallId),
 }
 
 /// The call model for one card.
@@ -506,6 +516,7 @@ impl CallManager {
             offered_at: now,
             route_since: now,
             transferred: false,
+            consult: None,
         });
         let i = self.calls.len() - 1;
         self.ring_seats(now, i);
@@ -622,12 +633,25 @@ impl CallManager {
         self.push(Action::Event(CallEvent::Ended { call, disposition, cause }));
     }
 
-    /// Undoes what a call in conversation may have set up around it: hold music, supervisors.
+    /// Undoes what a call in conversation may have set up around it: hold music,
+    /// supervisors, a consultation.
     fn stop_hold_music(&mut self, call: &Call) {
         if call.held {
             self.push(Action::Media(EngineCmd::StopPlay { channel: call.trunk }));
         }
         self.drop_supervisors(&call.monitors);
+        if let Some(c) = call.consult {
+            let index = usize::from(c.seat.0);
+            if c.talking {
+                self.push(Action::Media(EngineCmd::Unbridge { channel: c.seat }));
+                self.seats[index] = SeatState::Released;
+                self.push(Action::Media(EngineCmd::PlayTone { channel: c.seat, tone: ProgressTone::Busy }));
+            } else {
+                self.seats[index] = SeatState::Idle;
+                self.push(Action::Media(EngineCmd::Line { channel: c.seat, command: LineCommand::StopRing }));
+            }
+            self.push(Action::Event(CallEvent::ConsultEnded { call: call.id, seat: c.seat }));
+        }
     }
 
     fn far_end_released(&mut self, now: Instant, i: usize, cause: &'static str) {
@@ -674,6 +698,18 @@ impl CallManager {
             (LineEvent::OffHook, SeatState::Idle) => {
                 self.seats[index] = SeatState::OffHookIdle;
                 self.push(Action::Media(EngineCmd::PlayTone { channel: seat, tone: ProgressTone::Dial }));
+            }
+            (LineEvent::OffHook, SeatState::Consulting(call)) => self.consult_answered(call, seat),
+            (LineEvent::OnHook, SeatState::Consulting(_)) => self.consulted_left(now, seat),
+            (LineEvent::OnHook, SeatState::Talking(call))
+                if self
+                    .call_index(call)
+                    .is_some_and(|i| self.calls[i].consult.is_some_and(|c| c.talking)) =>
+            {
+                // The agent hangs up during a consultation: the consulted agent takes the caller.
+                let _ = self.consult_complete(seat);
+                self.seats[index] = SeatState::Idle;
+                self.push(Action::Media(EngineCmd::StopPlay { channel: seat }));
             }
             (LineEvent::OnHook, SeatState::Talking(call)) => {
                 self.seats[index] = SeatState::Idle;
@@ -724,6 +760,12 @@ impl CallManager {
         };
         if now.saturating_duration_since(self.calls[i].route_since) < after {
             return false;
+        }
+        if let CallState::Offered { ringing, .. } = &self.calls[i].state {
+            let (call, seats) = (self.calls[i].id, ringing.clone());
+            for seat in seats {
+                self.push(Action::Event(CallEvent::RingStopped { call, seat }));
+            }
         }
         self.stop_ringing(i, None);
         self.calls[i].route = target;
@@ -874,6 +916,7 @@ impl CallManager {
     }
 }
 
+pub mod consult;
 pub mod outbound;
 pub mod supervise;
 pub mod transfer;

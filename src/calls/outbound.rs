@@ -75,6 +75,7 @@ impl CallManager {
             offered_at: now,
             route_since: now,
             transferred: false,
+            consult: None,
         });
         self.push(Action::Cdr(CdrUpdate::Start {
             call: id,

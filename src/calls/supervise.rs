@@ -75,9 +75,21 @@ impl CallManager {
         let trunk = call.trunk;
         let mut to_trunk: heapless::Vec<ChannelId, MAX_SOURCES> = heapless::Vec::new();
         let mut to_agent: heapless::Vec<ChannelId, MAX_SOURCES> = heapless::Vec::new();
+        let mut to_consulted: heapless::Vec<ChannelId, MAX_SOURCES> = heapless::Vec::new();
+        let consult = call.consult.filter(|c| c.talking);
         if !call.held {
             let _ = to_trunk.push(seat);
             let _ = to_agent.push(trunk);
+        }
+        if let Some(c) = consult {
+            // In consultation the agent and the consulted agent talk; in a conference the
+            // caller hears and is heard by both.
+            let _ = to_agent.push(c.seat);
+            let _ = to_consulted.push(seat);
+            if c.conference {
+                let _ = to_trunk.push(c.seat);
+                let _ = to_consulted.push(trunk);
+            }
         }
         for &(sup, mode) in &call.monitors {
             if matches!(mode, MonitorMode::Whisper | MonitorMode::Barge) {
@@ -91,6 +103,9 @@ impl CallManager {
             Action::Media(EngineCmd::Listen { channel: trunk, sources: to_trunk }),
             Action::Media(EngineCmd::Listen { channel: seat, sources: to_agent }),
         ];
+        if let Some(c) = consult {
+            actions.push(Action::Media(EngineCmd::Listen { channel: c.seat, sources: to_consulted }));
+        }
         for &(sup, _) in &call.monitors {
             let mut hears: heapless::Vec<ChannelId, MAX_SOURCES> = heapless::Vec::new();
             let _ = hears.push(trunk);

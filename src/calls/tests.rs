@@ -376,5 +376,9 @@ fn a_waiting_call_overflows_to_another_route() {
     m.handle_timeout(now);
     let a = drain(&mut m);
     assert!(a.contains(&Action::Event(CallEvent::Overflowed { call: CallId(1), to: "support".into() })));
+    assert!(
+        !a.iter().any(|x| matches!(x, Action::Event(CallEvent::RingStopped { .. }))),
+        "nothing was ringing"
+    );
     assert_eq!(ringing(&a), vec![S2]);
 }

@@ -125,6 +125,12 @@ pub enum Notice {
         call: String,
         seat: u16,
     },
+    /// A consulted seat joined (answered) or left a call.
+    Consult {
+        call: String,
+        seat: u16,
+        joined: bool,
+    },
     /// The agent on `from_seat` transferred the call.
     Transferred {
         call: String,
@@ -189,6 +195,7 @@ impl Notice {
             | Notice::SeatNoAnswer { call, .. }
             | Notice::Overflowed { call, .. }
             | Notice::Transferred { call, .. }
+            | Notice::Consult { call, .. }
             | Notice::Recording { call, .. }
             | Notice::Digit { call, .. }
             | Notice::CallEnded { call, .. } => Some(call),

@@ -437,6 +437,40 @@ impl Core {
                     };
                     self.hub.reply(session, id, reply);
                 }
+                HubAction::Consult { session, id, seat, act, agent } => {
+                    use crate::agent::hub::ConsultFlag;
+                    let result = match act {
+                        6 => match self.hub.agent_seats().get(agent.as_str()).copied() {
+                            Some(target) => self
+                                .calls
+                                .consult(seat, target)
+                                .map(|()| Some(ConsultFlag::Ringing))
+                                .map_err(|e| e.to_string()),
+                            None => Err(format!("agent {agent} is not logged in on a seat")),
+                        },
+                        8 => self.calls.consult_complete(seat).map(|()| None).map_err(|e| e.to_string()),
+                        9 => self
+                            .calls
+                            .consult_cancel(seat)
+                            .map(|()| Some(ConsultFlag::None))
+                            .map_err(|e| e.to_string()),
+                        _ => self
+                            .calls
+                            .conference(seat)
+                            .map(|()| Some(ConsultFlag::Conference))
+                            .map_err(|e| e.to_string()),
+                    };
+                    let reply = match result {
+                        Ok(flag) => {
+                            if let Some(flag) = flag {
+                                self.hub.consult_flag(seat, flag);
+                            }
+                            Ok(json!(null))
+                        }
+                        Err(m) => Err((crate::agent::protocol::ErrorCode::NotAllowed, m)),
+                    };
+                    self.hub.reply(session, id, reply);
+                }
                 HubAction::Transfer { session, id, seat, to_agent, to_queue } => {
                     use crate::calls::transfer::TransferTarget;
                     let target = match (&to_agent, &to_queue) {
@@ -874,11 +908,32 @@ impl Core {
                 self.hub.progress(seat, what);
                 Notice::Progress { call: id, seat: seat.port(), what: what.into() }
             }
+            CallEvent::ConsultAnswered { call, seat } => {
+                let id = self.call_id(call);
+                info!("call {id}: {seat} answered the consultation");
+                if let Some(agent_seat) = self.hub.seat_of_call(call.0) {
+                    self.hub.consult_flag(agent_seat, crate::agent::hub::ConsultFlag::Talking);
+                }
+                let vocid = self.records.get(&call).and_then(|r| r.vocid.clone());
+                self.hub.answered(seat, call.0, vocid.as_deref());
+                Notice::Consult { call: id, seat: seat.port(), joined: true }
+            }
+            CallEvent::ConsultEnded { call, seat } => {
+                let id = self.call_id(call);
+                info!("call {id}: {seat} left the consultation");
+                self.hub.consult_ended(seat, call.0);
+                Notice::Consult { call: id, seat: seat.port(), joined: false }
+            }
             CallEvent::TransferredAway { call, seat } => {
                 let id = self.call_id(call);
                 info!("call {id}: transferred away from {seat}");
                 self.hub.transferred_away(Instant::now(), seat, call.0);
                 Notice::Transferred { call: id, from_seat: seat.port() }
+            }
+            CallEvent::RingStopped { call, seat } => {
+                let id = self.call_id(call);
+                self.hub.ring_stopped(seat, call.0);
+                Notice::SeatNoAnswer { call: id, seat: seat.port() }
             }
             CallEvent::Overflowed { call, to } => {
                 let id = self.call_id(call);

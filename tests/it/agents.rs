@@ -77,8 +77,8 @@ async fn an_agent_gets_ring_talk_with_vocid_dtmf_hangup_and_wrap_up() {
     let vocid = tags.get("VOCID").expect("Talk carries the VOCID").to_string();
     assert_eq!(
         a.action_enables().await.unwrap(),
-        (1 << 2) | (1 << 3) | (1 << 5) | (1 << 10) | (1 << 16),
-        "talking: hang up, hold, transfer, send DTMF, message"
+        (1 << 2) | (1 << 3) | (1 << 5) | (1 << 6) | (1 << 10) | (1 << 16),
+        "talking: hang up, hold, transfer, consult, send DTMF, message"
     );
     let dtmf = a.wait_for(EventKind::Dtmf).await.unwrap();
     assert_eq!(dtmf.s_param, "5");
@@ -319,8 +319,8 @@ async fn the_caller_hears_hold_music_while_held_and_agents_exchange_messages() {
     assert!(state_after(&mut a, "STATE:held").await.starts_with("STATE:held|"));
     assert_eq!(
         a.action_enables().await.unwrap(),
-        (1 << 2) | (1 << 4) | (1 << 5) | (1 << 16),
-        "held: hang up, retrieve, transfer"
+        (1 << 2) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 16),
+        "held: hang up, retrieve, transfer, consult"
     );
     // The caller hears the hold music: sound on a line where nobody speaks.
     tokio::task::block_in_place(|| loop {
@@ -707,4 +707,111 @@ async fn a_blind_transfer_hands_the_caller_to_another_agent() {
     });
     assert_eq!(cdr["disposition"], "answered");
     assert_eq!(cdr["cause"], "released from the agent desktop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consultation_can_be_cancelled_completed_or_turned_into_a_conference() {
+    let d = daemon(FAST_CONFIG);
+    let addr = d.agent_addr();
+    let mut a = agent(&addr, "1001", 3).await;
+    let mut b = agent(&addr, "1002", 4).await;
+    let mut watch = tokio::task::block_in_place(|| {
+        let mut w = d.connect();
+        w.send(&json!({"id": 1, "cmd": "watch"}));
+        assert_eq!(w.recv()["ok"], true);
+        w
+    });
+    let dial = |port: u16, digits: &str| {
+        tokio::task::block_in_place(|| d.request(json!({"cmd": "sim.dial", "port": port, "digits": digits})))
+    };
+    assert_eq!(
+        tokio::task::block_in_place(|| d.request(json!({"cmd": "sim.call", "port": 1, "from": "888"})))["ok"],
+        true
+    );
+    a.wait_for(EventKind::Talk).await.unwrap();
+
+    // Consult 1002, then cancel: back with the caller.
+    a.do_action(6, 0, "1002").await.unwrap();
+    b.wait_for(EventKind::Talk).await.unwrap();
+    assert_eq!(a.action_enables().await.unwrap(), (1 << 2) | (1 << 8) | (1 << 9) | (1 << 15) | (1 << 16));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    dial(3, "3");
+    assert!(tokio::task::block_in_place(|| far_heard(
+        &mut watch,
+        4,
+        "heard digit 3",
+        Duration::from_secs(5)
+    )));
+    assert!(!tokio::task::block_in_place(|| far_heard(
+        &mut watch,
+        1,
+        "heard digit 3",
+        Duration::from_millis(800)
+    )));
+    a.do_action(9, 0, "").await.unwrap();
+    assert_eq!(b.wait_for(EventKind::Hangup).await.unwrap().s_param, "CAUSE:consultation ended|");
+    tokio::task::block_in_place(|| d.request(json!({"cmd": "sim.hangup", "port": 4})));
+    assert!(state_after(&mut b, "STATE:idle").await.starts_with("STATE:idle|"));
+
+    // Consult again and make it a conference: everyone hears the caller.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    a.do_action(6, 0, "1002").await.unwrap();
+    b.wait_for(EventKind::Talk).await.unwrap();
+    a.do_action(15, 0, "").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    dial(1, "5");
+    assert!(tokio::task::block_in_place(|| far_heard(
+        &mut watch,
+        3,
+        "heard digit 5",
+        Duration::from_secs(5)
+    )));
+    dial(1, "6");
+    assert!(tokio::task::block_in_place(|| far_heard(
+        &mut watch,
+        4,
+        "heard digit 6",
+        Duration::from_secs(5)
+    )));
+    // The consulting agent hangs up: the other agent keeps the caller.
+    tokio::task::block_in_place(|| d.request(json!({"cmd": "sim.hangup", "port": 3})));
+    assert!(state_after(&mut a, "STATE:").await.len() > 0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    dial(1, "7");
+    assert!(tokio::task::block_in_place(|| far_heard(
+        &mut watch,
+        4,
+        "heard digit 7",
+        Duration::from_secs(5)
+    )));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consultation_completes_into_a_transfer() {
+    let d = daemon(FAST_CONFIG);
+    let addr = d.agent_addr();
+    let mut a = agent(&addr, "1001", 3).await;
+    let mut b = agent(&addr, "1002", 4).await;
+    assert_eq!(
+        tokio::task::block_in_place(|| d.request(json!({"cmd": "sim.call", "port": 1, "from": "999"})))["ok"],
+        true
+    );
+    a.wait_for(EventKind::Talk).await.unwrap();
+    assert_eq!(
+        code(a.do_action(8, 0, "").await.unwrap_err()),
+        ErrorCode::NotAllowed,
+        "nothing to complete yet"
+    );
+    a.do_action(6, 0, "1002").await.unwrap();
+    let ring = b.wait_for(EventKind::Ring).await.unwrap();
+    assert_eq!(Tags::parse(&ring.s_param).unwrap().get("CALLERID"), Some("999"));
+    b.wait_for(EventKind::Talk).await.unwrap();
+    a.do_action(8, 0, "").await.unwrap();
+    assert_eq!(a.wait_for(EventKind::Hangup).await.unwrap().s_param, "CAUSE:transferred|");
+    assert_eq!(b.action_enables().await.unwrap() & (1 << 2), 1 << 2, "the other agent has the caller");
+    b.do_action(2, 0, "").await.unwrap();
+    assert_eq!(
+        b.wait_for(EventKind::Hangup).await.unwrap().s_param,
+        "CAUSE:released from the agent desktop|"
+    );
 }
