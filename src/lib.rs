@@ -14,6 +14,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod dsp;
+pub mod framing;
 pub mod media;
 pub mod paths;
 pub mod sim;

@@ -168,6 +168,8 @@ pub enum ConsultFlag {
     Talking,
     /// Caller, agent and consulted agent in conference.
     Conference,
+    /// This seat is the consulted one: it can talk and hang up, not act on the caller.
+    Consulted,
 }
 
 /// The hub.
@@ -494,16 +496,7 @@ impl Hub {
         i_param: i64,
         s_param: &str,
     ) -> Result<(ChannelId, Option<String>, Option<String>), (ErrorCode, String)> {
-        if self.sessions.get(&session).and_then(|s| s.identity.as_ref()).is_none() {
-            return err(ErrorCode::NotLoggedIn, "log in first");
-        }
-        let i = self.session_seat(session)?;
-        if self.enables(i) & Act::BlindTransfer.bit() == 0 {
-            return err(
-                ErrorCode::NotAllowed,
-                format!("action 5 (BlindTransfer) is not allowed in state {}", self.seats[i].state.name()),
-            );
-        }
+        let i = self.allowed_seat(session, Act::BlindTransfer)?;
         let target = s_param.trim();
         if target.is_empty() {
             return err(ErrorCode::BadRequest, "sParam names the agent or the queue to transfer to");
@@ -527,7 +520,7 @@ impl Hub {
         self.seats[i].consult = flag;
         let state = match flag {
             ConsultFlag::Ringing | ConsultFlag::Talking => AgentState::Held,
-            ConsultFlag::Conference | ConsultFlag::None => AgentState::Talking,
+            ConsultFlag::Conference | ConsultFlag::None | ConsultFlag::Consulted => AgentState::Talking,
         };
         if self.seats[i].call.is_some() {
             self.set_state(i, state, "");
@@ -539,12 +532,15 @@ impl Hub {
         let Some(i) = self.seat_index(seat) else { return };
         if self.seats[i].call.as_ref().is_some_and(|c| c.call == call) {
             self.seats[i].call = None;
+            self.seats[i].consult = ConsultFlag::None;
             self.emit(i, EventKind::Hangup, 0, "CAUSE:consultation ended|".into());
             self.set_state(i, AgentState::Idle, "");
         }
         for j in 0..self.seats.len() {
-            if self.seats[j].consult != ConsultFlag::None
-                && self.seats[j].call.as_ref().is_some_and(|c| c.call == call)
+            if matches!(
+                self.seats[j].consult,
+                ConsultFlag::Ringing | ConsultFlag::Talking | ConsultFlag::Conference
+            ) && self.seats[j].call.as_ref().is_some_and(|c| c.call == call)
             {
                 let held = self.seats[j].consult != ConsultFlag::Conference;
                 self.seats[j].consult = ConsultFlag::None;
@@ -562,6 +558,14 @@ impl Hub {
         }
         self.seats[i].call = None;
         self.seats[i].consult = ConsultFlag::None;
+        // The consulted agent, if any, now has the caller: full control of the call.
+        for j in 0..self.seats.len() {
+            if self.seats[j].consult == ConsultFlag::Consulted
+                && self.seats[j].call.as_ref().is_some_and(|c| c.call == call)
+            {
+                self.seats[j].consult = ConsultFlag::None;
+            }
+        }
         self.emit(i, EventKind::Hangup, 0, "CAUSE:transferred|".into());
         if self.seats[i].agent.is_some() && !self.settings.wrap_up.is_zero() {
             self.seats[i].wrap_until = Some(now + self.settings.wrap_up);
@@ -588,16 +592,7 @@ impl Hub {
         i_param: i64,
         s_param: &str,
     ) -> Result<(ChannelId, String, String), (ErrorCode, String)> {
-        if self.sessions.get(&session).and_then(|s| s.identity.as_ref()).is_none() {
-            return err(ErrorCode::NotLoggedIn, "log in first");
-        }
-        let i = self.session_seat(session)?;
-        if self.enables(i) & Act::CallOut.bit() == 0 {
-            return err(
-                ErrorCode::NotAllowed,
-                format!("action 7 (CallOut) is not allowed in state {}", self.seats[i].state.name()),
-            );
-        }
+        let i = self.allowed_seat(session, Act::CallOut)?;
         match i_param {
             3 => {}
             0 => return err(ErrorCode::NotSupported, "calls to an agent number are not supported yet"),
@@ -627,6 +622,25 @@ impl Hub {
             caller_id.to_string()
         };
         Ok((self.seats[i].channel, number.to_string(), caller_id))
+    }
+
+    /// The seat of a logged-in session whose state allows `act`.
+    fn allowed_seat(&self, session: SessionId, act: Act) -> Result<usize, (ErrorCode, String)> {
+        if self.sessions.get(&session).and_then(|s| s.identity.as_ref()).is_none() {
+            return err(ErrorCode::NotLoggedIn, "log in first");
+        }
+        let i = self.session_seat(session)?;
+        if self.enables(i) & act.bit() == 0 {
+            return err(
+                ErrorCode::NotAllowed,
+                format!(
+                    "action {} ({act:?}) is not allowed in state {}",
+                    act as i64,
+                    self.seats[i].state.name()
+                ),
+            );
+        }
+        Ok(i)
     }
 
     fn session_seat(&self, session: SessionId) -> Result<usize, (ErrorCode, String)> {
@@ -717,7 +731,9 @@ impl Hub {
                 .iter()
                 .fold(0, |m, a| m | a.bit())
             }
-            ConsultFlag::Conference => return [Act::Hangup, Act::Message].iter().fold(0, |m, a| m | a.bit()),
+            ConsultFlag::Conference | ConsultFlag::Consulted => {
+                return [Act::Hangup, Act::Message].iter().fold(0, |m, a| m | a.bit())
+            }
             ConsultFlag::None => {}
         }
         let acts: &[Act] = match seat.state {

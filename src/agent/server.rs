@@ -12,8 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tracing::{info, warn};
@@ -96,29 +95,6 @@ pub async fn serve(
     }
 }
 
-async fn read_line(
-    reader: &mut BufReader<OwnedReadHalf>,
-    buf: &mut Vec<u8>,
-) -> std::io::Result<Option<bool>> {
-    buf.clear();
-    let n = (&mut *reader).take(MAX_LINE as u64 + 1).read_until(b'\n', buf).await?;
-    if n == 0 {
-        return Ok(None);
-    }
-    if buf.last() != Some(&b'\n') && buf.len() > MAX_LINE {
-        let mut rest = Vec::new();
-        loop {
-            rest.clear();
-            let n = (&mut *reader).take(MAX_LINE as u64).read_until(b'\n', &mut rest).await?;
-            if n == 0 || rest.last() == Some(&b'\n') {
-                break;
-            }
-        }
-        return Ok(Some(false));
-    }
-    Ok(Some(true))
-}
-
 async fn connection(stream: TcpStream, addr: SocketAddr, shared: &Shared) {
     let session = shared.next_session.fetch_add(1, Ordering::Relaxed);
     let _ = stream.set_nodelay(true);
@@ -161,7 +137,7 @@ async fn connection(stream: TcpStream, addr: SocketAddr, shared: &Shared) {
     tokio::pin!(close_rx);
     let reason = loop {
         let line = tokio::select! {
-            r = read_line(&mut reader, &mut buf) => r,
+            r = crate::framing::read_line(&mut reader, &mut buf, MAX_LINE) => r,
             reason = &mut close_rx => break reason.unwrap_or_else(|_| "closed by the server".into()),
             _ = tokio::time::sleep_until(login_deadline), if !logged_in => {
                 let _ = out_tx.try_send(ServerLine::error(None, ErrorCode::NotLoggedIn, "login timeout").to_line());
@@ -169,8 +145,9 @@ async fn connection(stream: TcpStream, addr: SocketAddr, shared: &Shared) {
             }
         };
         let ok = match line {
-            Ok(Some(ok)) => ok,
-            Ok(None) => break "client closed the connection".into(),
+            Ok(crate::framing::Line::Complete) => true,
+            Ok(crate::framing::Line::TooLong) => false,
+            Ok(crate::framing::Line::End) => break "client closed the connection".into(),
             Err(e) => break format!("read error: {e}"),
         };
         let reply = |line: ServerLine| {

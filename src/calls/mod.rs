@@ -835,6 +835,16 @@ impl CallManager {
     /// caller is released and the seat hears busy tone until the handset goes down.
     pub fn release_seat(&mut self, now: Instant, seat: ChannelId, cause: &'static str) -> bool {
         let index = usize::from(seat.0);
+        // A consulted agent hanging up from the desktop leaves the consultation only.
+        if let Some(SeatState::Consulting(call)) = self.seats.get(index).copied() {
+            let Some(i) = self.call_index(call) else { return false };
+            if !self.calls[i].consult.is_some_and(|c| c.talking) {
+                return false;
+            }
+            self.end_consult_leg(i);
+            self.relisten(i);
+            return true;
+        }
         let Some(SeatState::Talking(call)) = self.seats.get(index).copied() else { return false };
         let Some(i) = self.call_index(call) else { return false };
         let call = self.calls.remove(i);

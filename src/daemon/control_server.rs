@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_driver_api::CardInfo;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, mpsc, oneshot, Semaphore};
@@ -59,31 +59,6 @@ async fn send<T: serde::Serialize>(out: &mut OwnedWriteHalf, value: &T) -> std::
     out.write_all(&line).await
 }
 
-/// Reads one line of at most [`MAX_LINE`] bytes. `Ok(None)` at the end of the stream.
-async fn read_line(
-    reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
-    buf: &mut Vec<u8>,
-) -> std::io::Result<Option<Result<(), String>>> {
-    buf.clear();
-    let n = (&mut *reader).take(MAX_LINE as u64 + 1).read_until(b'\n', buf).await?;
-    if n == 0 {
-        return Ok(None);
-    }
-    if buf.last() != Some(&b'\n') && buf.len() > MAX_LINE {
-        // Skip the rest of the oversized line so the next request parses cleanly.
-        let mut rest = Vec::new();
-        loop {
-            rest.clear();
-            let n = (&mut *reader).take(MAX_LINE as u64).read_until(b'\n', &mut rest).await?;
-            if n == 0 || rest.last() == Some(&b'\n') {
-                break;
-            }
-        }
-        return Ok(Some(Err(format!("request line longer than {MAX_LINE} bytes"))));
-    }
-    Ok(Some(Ok(())))
-}
-
 async fn connection(
     stream: UnixStream,
     core: mpsc::Sender<CoreRequest>,
@@ -95,14 +70,21 @@ async fn connection(
     let mut buf = Vec::new();
     loop {
         // An idle connection gives its place back: the socket serves a handful of tools.
-        let Ok(line) = tokio::time::timeout(IDLE_TIMEOUT, read_line(&mut reader, &mut buf)).await else {
+        let Ok(line) =
+            tokio::time::timeout(IDLE_TIMEOUT, crate::framing::read_line(&mut reader, &mut buf, MAX_LINE))
+                .await
+        else {
             send(&mut write, &Response::error(None, "idle for too long, closing")).await?;
             return Ok(());
         };
-        let Some(line) = line? else { break };
-        if let Err(e) = line {
-            send(&mut write, &Response::error(None, e)).await?;
-            continue;
+        match line? {
+            crate::framing::Line::End => break,
+            crate::framing::Line::TooLong => {
+                let e = format!("request line longer than {MAX_LINE} bytes");
+                send(&mut write, &Response::error(None, e)).await?;
+                continue;
+            }
+            crate::framing::Line::Complete => {}
         }
         let text = match std::str::from_utf8(&buf) {
             Ok(t) => t.trim(),

@@ -916,6 +916,7 @@ impl Core {
                 }
                 let vocid = self.records.get(&call).and_then(|r| r.vocid.clone());
                 self.hub.answered(seat, call.0, vocid.as_deref());
+                self.hub.consult_flag(seat, crate::agent::hub::ConsultFlag::Consulted);
                 Notice::Consult { call: id, seat: seat.port(), joined: true }
             }
             CallEvent::ConsultEnded { call, seat } => {

@@ -806,9 +806,14 @@ async fn a_consultation_completes_into_a_transfer() {
     let ring = b.wait_for(EventKind::Ring).await.unwrap();
     assert_eq!(Tags::parse(&ring.s_param).unwrap().get("CALLERID"), Some("999"));
     b.wait_for(EventKind::Talk).await.unwrap();
+    assert_eq!(b.action_enables().await.unwrap(), (1 << 2) | (1 << 16), "consulted: talk and hang up only");
     a.do_action(8, 0, "").await.unwrap();
     assert_eq!(a.wait_for(EventKind::Hangup).await.unwrap().s_param, "CAUSE:transferred|");
-    assert_eq!(b.action_enables().await.unwrap() & (1 << 2), 1 << 2, "the other agent has the caller");
+    assert_eq!(
+        b.action_enables().await.unwrap() & (1 << 3),
+        1 << 3,
+        "the other agent has the caller and can hold"
+    );
     b.do_action(2, 0, "").await.unwrap();
     assert_eq!(
         b.wait_for(EventKind::Hangup).await.unwrap().s_param,
