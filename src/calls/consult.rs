@@ -140,6 +140,11 @@ impl CallManager {
     pub(super) fn end_consult_leg(&mut self, i: usize) {
         let Some(c) = self.calls[i].consult.take() else { return };
         let call = self.calls[i].id;
+        self.release_consult_leg(call, c);
+    }
+
+    /// Releases a consulted seat whose call is `call`.
+    pub(super) fn release_consult_leg(&mut self, call: super::CallId, c: Consult) {
         let index = usize::from(c.seat.0);
         if c.talking {
             self.push(Action::Media(EngineCmd::Unbridge { channel: c.seat }));

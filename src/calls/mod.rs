@@ -641,16 +641,7 @@ impl CallManager {
         }
         self.drop_supervisors(&call.monitors);
         if let Some(c) = call.consult {
-            let index = usize::from(c.seat.0);
-            if c.talking {
-                self.push(Action::Media(EngineCmd::Unbridge { channel: c.seat }));
-                self.seats[index] = SeatState::Released;
-                self.push(Action::Media(EngineCmd::PlayTone { channel: c.seat, tone: ProgressTone::Busy }));
-            } else {
-                self.seats[index] = SeatState::Idle;
-                self.push(Action::Media(EngineCmd::Line { channel: c.seat, command: LineCommand::StopRing }));
-            }
-            self.push(Action::Event(CallEvent::ConsultEnded { call: call.id, seat: c.seat }));
+            self.release_consult_leg(call.id, c);
         }
     }
 
