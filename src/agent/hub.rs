@@ -318,8 +318,9 @@ impl Hub {
     ) {
         // Joining a call is answered by the driver, which knows the calls.
         if let Request::DoControl { target, control, .. } = &request {
-            if let Some(kind @ (Control::Monitor | Control::Whisper | Control::BargeIn)) =
-                Control::from_code(*control)
+            if let Some(
+                kind @ (Control::Monitor | Control::Whisper | Control::BargeIn | Control::Intercept),
+            ) = Control::from_code(*control)
             {
                 match self.monitor_check(session, *target, kind) {
                     Ok((supervisor, target)) => self.actions.push_back(HubAction::Monitor {
@@ -478,6 +479,16 @@ impl Hub {
         }
         // The driver audits the outcome once the call model has acted.
         Ok((self.seats[own].channel, self.seats[t].channel))
+    }
+
+    /// A supervisor took over the call of `target`: the call is now theirs.
+    pub fn intercepted(&mut self, supervisor: ChannelId, target: ChannelId) {
+        let (Some(s), Some(t)) = (self.seat_index(supervisor), self.seat_index(target)) else { return };
+        let Some(call) = self.seats[t].call.clone() else { return };
+        self.seats[s].call = Some(call.clone());
+        self.set_state(s, AgentState::Talking, "");
+        let s_param = call.tags.encode();
+        self.emit(s, EventKind::Talk, i64::from(call.external), s_param);
     }
 
     /// A supervisor's seat joined (or left) a call.
@@ -968,8 +979,9 @@ impl Hub {
                     Ok(json!(null))
                 }
             }
+            // Answered by the driver (see `request`); never reached.
             Control::Monitor | Control::Whisper | Control::BargeIn | Control::Intercept => {
-                err(ErrorCode::NotSupported, format!("{} is not supported yet", kind.name()))
+                err(ErrorCode::Internal, format!("{} is answered by the daemon", kind.name()))
             }
         };
         let detail = result.as_ref().err().map(|(_, m)| m.clone());

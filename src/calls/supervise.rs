@@ -141,3 +141,35 @@ impl CallManager {
         }
     }
 }
+
+impl CallManager {
+    /// A supervisor takes the call over from the agent on `target`: the supervisor (an
+    /// off-hook seat, or one already monitoring the call) talks with the caller, the agent
+    /// leaves with busy tone.
+    pub fn intercept(&mut self, supervisor: ChannelId, target: ChannelId) -> Result<(), MonitorError> {
+        let Some(SeatState::Talking(call)) = self.seats.get(usize::from(target.0)).copied() else {
+            return Err(MonitorError::NoCall);
+        };
+        let Some(i) = self.call_index(call) else { return Err(MonitorError::NoCall) };
+        if self.calls[i].consult.is_some() {
+            return Err(MonitorError::NoCall);
+        }
+        let sup = usize::from(supervisor.0);
+        match self.seats.get(sup).copied() {
+            Some(SeatState::OffHookIdle) => {
+                self.push(Action::Media(EngineCmd::StopPlay { channel: supervisor }))
+            }
+            Some(SeatState::Monitoring(c)) if c == call => {}
+            _ => return Err(MonitorError::HandsetDown),
+        }
+        self.calls[i].monitors.retain(|(s, _)| *s != supervisor);
+        self.calls[i].state = CallState::Talking { seat: supervisor };
+        self.seats[sup] = SeatState::Talking(call);
+        self.push(Action::Media(EngineCmd::Unbridge { channel: target }));
+        self.seats[usize::from(target.0)] = SeatState::Released;
+        self.push(Action::Media(EngineCmd::PlayTone { channel: target, tone: ProgressTone::Busy }));
+        self.push(Action::Event(CallEvent::TransferredAway { call, seat: target }));
+        self.relisten(i);
+        Ok(())
+    }
+}

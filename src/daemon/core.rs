@@ -502,7 +502,11 @@ impl Core {
                         Control::BargeIn => MonitorMode::Barge,
                         _ => MonitorMode::Listen,
                     };
-                    let outcome = self.calls.monitor(supervisor, target, mode);
+                    let outcome = if control == Control::Intercept {
+                        self.calls.intercept(supervisor, target)
+                    } else {
+                        self.calls.monitor(supervisor, target, mode)
+                    };
                     let actor = self.hub.agent_on(supervisor).unwrap_or("?").to_string();
                     let mut entry = store::AuditEntry::new(
                         OffsetDateTime::now_utc(),
@@ -516,6 +520,11 @@ impl Core {
                     }
                     self.persist("audit", self.store.audit(entry));
                     let reply = match outcome {
+                        Ok(()) if control == Control::Intercept => {
+                            info!("{supervisor}: took over the call of {target}");
+                            self.hub.intercepted(supervisor, target);
+                            Ok(json!(null))
+                        }
                         Ok(()) => {
                             info!("{supervisor}: {} on {target}", control.name());
                             self.hub.monitoring(supervisor, true);

@@ -175,7 +175,7 @@ async fn supervisor_controls_are_enforced_and_audited() {
     assert_eq!(code(a.action_enables().await.unwrap_err()), ErrorCode::NotLoggedIn);
     // Listening in needs the supervisor's own seat (its phone is where they listen).
     assert_eq!(code(s.do_control(3, 1, 0).await.unwrap_err()), ErrorCode::NoSeat);
-    assert_eq!(code(s.do_control(3, 4, 0).await.unwrap_err()), ErrorCode::NotSupported);
+    assert_eq!(code(s.do_control(3, 4, 0).await.unwrap_err()), ErrorCode::NoSeat);
 
     // Audit rows are written by the store thread shortly after the answers.
     let db = d.data().join("switchboard.db");
@@ -545,10 +545,23 @@ async fn supervisors_listen_whisper_and_barge_in() {
         Duration::from_secs(5)
     )));
 
-    // The supervisor hangs up and is free again; the call goes on.
+    // Intercept: the supervisor takes the call over; the agent leaves.
+    s.do_control(3, 4, 0).await.unwrap();
+    assert_eq!(a.wait_for(EventKind::Hangup).await.unwrap().s_param, "CAUSE:transferred|");
+    let talk = s.wait_for(EventKind::Talk).await.unwrap();
+    assert_eq!(Tags::parse(&talk.s_param).unwrap().get("CALLERID"), Some("5"));
+    assert_eq!(s.action_enables().await.unwrap() & (1 << 2), 1 << 2, "the supervisor has the call");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    dial(1, "1");
+    assert!(tokio::task::block_in_place(|| far_heard(
+        &mut watch,
+        5,
+        "heard digit 1",
+        Duration::from_secs(5)
+    )));
+    // The supervisor hangs up: the call ends.
     tokio::task::block_in_place(|| d.request(json!({"cmd": "sim.hangup", "port": 5})));
-    assert!(state_after(&mut s, "STATE:idle").await.starts_with("STATE:idle|"));
-    assert_eq!(a.action_enables().await.unwrap() & (1 << 2), 1 << 2, "the agent is still talking");
+    assert_eq!(s.wait_for(EventKind::Hangup).await.unwrap().s_param, "CAUSE:agent hung up|");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
