@@ -85,6 +85,12 @@ pub fn request_for(line: &str) -> Result<Option<Value>, String> {
                 None => act(7, 3, number),
             }
         }
+        "transfer" if !rest.is_empty() => act(5, 0, rest),
+        "transfer-queue" if !rest.is_empty() => act(5, 1, rest),
+        "consult" if !rest.is_empty() => act(6, 0, rest),
+        "complete" => act(8, 0, ""),
+        "cancel" => act(9, 0, ""),
+        "conference" => act(15, 0, ""),
         "dtmf" if !rest.is_empty() => act(10, 0, rest),
         "pause" => act(11, 0, rest),
         "ready" => act(12, 0, ""),
@@ -108,7 +114,8 @@ pub fn request_for(line: &str) -> Result<Option<Value>, String> {
             }
         }
         _ => Err(format!(
-            "unknown command {word:?}: answer, hangup, hold, retrieve, call NUMBER [CALLERID], dtmf DIGITS, \
+            "unknown command {word:?}: answer, hangup, hold, retrieve, call NUMBER [CALLERID], transfer AGENT, \
+             transfer-queue QUEUE, consult AGENT, complete, cancel, conference, dtmf DIGITS, \
              pause [REASON], ready, done, msg AGENT TEXT, msgall TEXT, seats, mask, watch, control SEAT TYPE [IPARAM], quit"
         )),
     }
