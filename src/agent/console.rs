@@ -256,3 +256,27 @@ pub async fn script(opts: Options, path: &str) -> Result<(), ConsoleError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_map_to_the_protocol() {
+        let r = |l: &str| request_for(l).unwrap().unwrap();
+        assert_eq!(
+            r("call 83366857 4008001234"),
+            json!({"cmd": "DoAction", "actId": 7, "iParam": 3, "sParam": "83366857|4008001234"})
+        );
+        assert_eq!(r("transfer 1002")["actId"], 5);
+        assert_eq!(r("transfer-queue sales")["iParam"], 1);
+        assert_eq!(r("msg 1002 see you at 3:00")["sParam"], "1002|see you at 3:00");
+        assert_eq!(
+            r("control 5 1"),
+            json!({"cmd": "DoControl", "targetSliceNo": 5, "controlType": 1, "iParam": 0})
+        );
+        assert_eq!(request_for("  # a comment").unwrap(), None);
+        assert!(request_for("launch").unwrap_err().contains("unknown command \"launch\""));
+        assert!(request_for("control five 1").is_err());
+    }
+}
