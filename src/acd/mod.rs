@@ -36,6 +36,8 @@ pub struct QueueConfig {
     pub members: Vec<(String, u8)>,
     /// A call that waits this long moves to the queue named.
     pub overflow: Option<(Duration, String)>,
+    /// A new call finding this many calls waiting goes to the queue named.
+    pub max_waiting: Option<(usize, String)>,
 }
 
 /// Queue state kept between calls.
@@ -119,6 +121,7 @@ mod tests {
             strategy,
             members: vec![("a".into(), 3), ("b".into(), 9), ("c".into(), 5)],
             overflow: None,
+            max_waiting: None,
         };
         let seats =
             [("a", 10), ("b", 11), ("c", 12)].iter().map(|(a, s)| (a.to_string(), ChannelId(*s))).collect();

@@ -42,6 +42,8 @@ pub struct Route {
     pub strategy: Strategy,
     /// A call that waits this long moves to the route given.
     pub overflow: Option<(Duration, usize)>,
+    /// A new call finding this many calls already waiting goes straight to the route given.
+    pub max_waiting: Option<(usize, usize)>,
 }
 
 /// Settings of the call model.
@@ -504,6 +506,20 @@ impl CallManager {
             }));
             return;
         };
+        // A full queue sends the new call on at once.
+        let waiting = self
+            .calls
+            .iter()
+            .filter(|c| c.route == route && matches!(c.state, CallState::Offered { .. }))
+            .count();
+        let mut route = route;
+        if let Some((limit, target)) = self.settings.routes[route].max_waiting {
+            if waiting >= limit && target < self.settings.routes.len() {
+                route = target;
+                let to = self.settings.routes[target].name.clone();
+                self.push(Action::Event(CallEvent::Overflowed { call: id, to }));
+            }
+        }
         self.calls.push(Call {
             id,
             held: false,

@@ -42,6 +42,7 @@ fn manager(strategy: Strategy) -> (CallManager, Instant) {
             seats: vec![3, 4, 5],
             strategy,
             overflow: None,
+            max_waiting: None,
         }],
         ..CallSettings::default()
     };
@@ -232,6 +233,7 @@ fn seats_freed_by_an_answer_go_to_the_waiting_call() {
             seats: vec![3, 4, 5],
             strategy: Strategy::RingAll,
             overflow: None,
+            max_waiting: None,
         }],
         ..CallSettings::default()
     };
@@ -351,6 +353,7 @@ fn a_waiting_call_overflows_to_another_route() {
                 seats: vec![3],
                 strategy: Strategy::Sequential,
                 overflow: Some((Duration::from_secs(30), 1)),
+                max_waiting: None,
             },
             Route {
                 name: "support".into(),
@@ -358,6 +361,7 @@ fn a_waiting_call_overflows_to_another_route() {
                 seats: vec![4],
                 strategy: Strategy::Sequential,
                 overflow: None,
+                max_waiting: None,
             },
         ],
         ..CallSettings::default()
@@ -381,4 +385,40 @@ fn a_waiting_call_overflows_to_another_route() {
         "nothing was ringing"
     );
     assert_eq!(ringing(&a), vec![S2]);
+}
+
+#[test]
+fn a_full_queue_sends_new_calls_straight_to_its_overflow() {
+    let settings = CallSettings {
+        routes: vec![
+            Route {
+                name: "sales".into(),
+                trunks: vec![1, 2],
+                seats: vec![3],
+                strategy: Strategy::Sequential,
+                overflow: None,
+                max_waiting: Some((1, 1)),
+            },
+            Route {
+                name: "support".into(),
+                trunks: vec![],
+                seats: vec![4],
+                strategy: Strategy::Sequential,
+                overflow: None,
+                max_waiting: None,
+            },
+        ],
+        ..CallSettings::default()
+    };
+    let mut m = CallManager::new(&card(), settings);
+    let t0 = Instant::now();
+    line(&mut m, t0, S1, LineEvent::OffHook);
+    line(&mut m, t0, S2, LineEvent::OffHook);
+    // The first call waits in sales; the second finds the queue full.
+    line(&mut m, t0, T1, LineEvent::RingBegin);
+    let a = line(&mut m, t0, ChannelId(1), LineEvent::RingBegin);
+    assert!(a.contains(&Action::Event(CallEvent::Overflowed { call: CallId(2), to: "support".into() })));
+    // When the support seat frees, it takes the overflowed call, not the sales one.
+    let a = line(&mut m, t0, S2, LineEvent::OnHook);
+    assert!(a.contains(&Action::Event(CallEvent::SeatRinging { call: CallId(2), seat: S2 })));
 }

@@ -244,6 +244,8 @@ struct RawQueue {
     #[serde(default)]
     overflow_after_s: Option<u64>,
     #[serde(default)]
+    overflow_max_waiting: Option<usize>,
+    #[serde(default)]
     overflow_to: Option<Spanned<String>>,
 }
 
@@ -538,7 +540,14 @@ fn validate(
             }
         }
         if r.queue.is_none() {
-            routes.push(Route { name: r.name.clone(), trunks, seats, strategy: r.strategy, overflow: None });
+            routes.push(Route {
+                name: r.name.clone(),
+                trunks,
+                seats,
+                strategy: r.strategy,
+                overflow: None,
+                max_waiting: None,
+            });
         }
     }
     // One route per queue, after the fixed ones: its trunks are those of the routes naming
@@ -567,8 +576,19 @@ fn validate(
                 )),
             }
         }
+        if let Some(n) = q.overflow_max_waiting {
+            if q.overflow_to.is_none() || n == 0 {
+                errors.push(at(
+                    span_of(q.name.span()),
+                    key("overflow_max_waiting"),
+                    "needs overflow_to, and a limit of at least 1".into(),
+                ));
+            }
+        }
+        let max_waiting = q.overflow_max_waiting.zip(q.overflow_to.as_ref().map(|t| t.get_ref().clone()));
         let overflow = match (q.overflow_after_s, &q.overflow_to) {
             (None, None) => None,
+            (None, Some(_)) if q.overflow_max_waiting.is_some() => None,
             (Some(after), Some(to)) => {
                 if !raw.queue.iter().any(|o| o.name.get_ref() == to.get_ref()) || to.get_ref() == &name {
                     errors.push(at(
@@ -606,8 +626,15 @@ fn validate(
         } else {
             Strategy::Sequential
         };
-        routes.push(Route { name: name.clone(), trunks, seats: Vec::new(), strategy, overflow: None });
-        queues.push(crate::acd::QueueConfig { name, strategy: q.strategy, members, overflow });
+        routes.push(Route {
+            name: name.clone(),
+            trunks,
+            seats: Vec::new(),
+            strategy,
+            overflow: None,
+            max_waiting: None,
+        });
+        queues.push(crate::acd::QueueConfig { name, strategy: q.strategy, members, overflow, max_waiting });
     }
     // Overflow targets, as route indices.
     let fixed = routes.len() - queues.len();
@@ -615,6 +642,11 @@ fn validate(
         if let Some((after, to)) = &q.overflow {
             if let Some(target) = queues.iter().position(|o| &o.name == to) {
                 routes[fixed + qi].overflow = Some((*after, fixed + target));
+            }
+        }
+        if let Some((limit, to)) = &q.max_waiting {
+            if let Some(target) = queues.iter().position(|o| &o.name == to) {
+                routes[fixed + qi].max_waiting = Some((*limit, fixed + target));
             }
         }
     }
@@ -851,6 +883,18 @@ mod tests {
         let c = Config::parse(&ok, "x.toml").unwrap();
         assert_eq!(c.queues[0].members, vec![("1001".to_string(), 7)]);
         assert_eq!(c.calls.routes.last().unwrap().trunks, vec![1]);
+    }
+
+    #[test]
+    fn a_queue_overflows_by_length() {
+        let text = "[card]\ndriver = \"sim\"\n[[queue]]\nname = \"sales\"\nmembers = [\"1001\"]\n\
+                    overflow_max_waiting = 3\noverflow_to = \"support\"\n[[queue]]\nname = \"support\"\nmembers = [\"1002\"]\n";
+        let c = Config::parse(text, "x.toml").unwrap();
+        let n = c.calls.routes.len();
+        assert_eq!(c.calls.routes[n - 2].max_waiting, Some((3, n - 1)));
+        assert_eq!(c.calls.routes[n - 2].overflow, None);
+        let e = Config::parse(&text.replace("overflow_to = \"support\"\n", ""), "x.toml").unwrap_err();
+        assert_eq!(e.0[0].key, "queue[0].overflow_max_waiting");
     }
 
     #[test]
