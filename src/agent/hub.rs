@@ -481,6 +481,20 @@ impl Hub {
         Ok((self.seats[own].channel, self.seats[t].channel))
     }
 
+    /// Sends an event to every session watching all seats (supervisors' panels).
+    pub fn to_watchers(&mut self, kind: EventKind, i_param: i64, s_param: String) {
+        let targets: Vec<SessionId> =
+            self.sessions.iter().filter(|(_, s)| s.all_seats).map(|(id, _)| *id).collect();
+        for session in targets {
+            self.emit_to(session, kind, 0, i_param, s_param.clone());
+        }
+    }
+
+    /// Whether a seat is offered calls now.
+    pub fn is_available(&self, seat: ChannelId) -> bool {
+        self.seat_index(seat).is_some_and(|i| self.seats[i].available)
+    }
+
     /// A supervisor took over the call of `target`: the call is now theirs.
     pub fn intercepted(&mut self, supervisor: ChannelId, target: ChannelId) {
         let (Some(s), Some(t)) = (self.seat_index(supervisor), self.seat_index(target)) else { return };

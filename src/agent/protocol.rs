@@ -175,6 +175,9 @@ pub enum EventKind {
     Message,
     /// An outgoing call made progress. sParam `PROGRESS:dialing|` (or ringback, busy).
     Progress,
+    /// Every 5 s to supervisors watching all seats, one per queue. sliceNo 0; iParam the
+    /// number of waiting calls; sParam `QUEUE:name|WAITING:n|LONGEST:seconds|AVAILABLE:agents|`.
+    QueueStats,
 }
 
 /// Agent states; the number is the state code in events (`StateMsg[code]` is the name).

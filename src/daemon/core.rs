@@ -33,6 +33,9 @@ use crate::store::{self, Store, StoreHandle};
 /// the cost is a thousand cheap wake-ups a second.
 const PUMP_INTERVAL: Duration = Duration::from_millis(1);
 
+/// How often supervisors watching every seat get each queue's figures.
+const QUEUE_STATS_INTERVAL: Duration = Duration::from_secs(5);
+
 /// How long a slot whose recording failed mid-call stays unused.
 const SLOT_QUARANTINE: Duration = Duration::from_secs(1);
 
@@ -278,6 +281,8 @@ impl Running {
             tokio::spawn(control_server::serve(listener, req_tx, core.notices.clone(), core.info.clone()));
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
 
+        let mut stats = tokio::time::interval(QUEUE_STATS_INTERVAL);
+        stats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut pump = tokio::time::interval(PUMP_INTERVAL);
         pump.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
@@ -285,6 +290,10 @@ impl Running {
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = pump.tick() => core.pump().await,
+                _ = stats.tick() => {
+                    core.queue_stats(Instant::now());
+                    core.apply_hub_actions().await;
+                }
                 Some(req) = requests.recv() => core.handle_request(req).await,
                 Some(done) = core.rec_done.recv() => core.recording_done(done),
                 Some(msg) = agent_rx.recv() => core.agent_msg(msg).await,
@@ -570,6 +579,29 @@ impl Core {
 
     fn calls_pending(&self) -> bool {
         self.calls.has_actions()
+    }
+
+    /// Sends each queue's figures to the supervisors watching every seat.
+    fn queue_stats(&mut self, now: Instant) {
+        let waiting = self.calls.waiting(now);
+        let seat_of = self.hub.agent_seats();
+        for (q, queue) in self.acd.queues().to_vec().iter().enumerate() {
+            let route = self.queue_base + q;
+            let mine: Vec<_> =
+                waiting.iter().filter(|(call, _, _)| self.calls.route_of(*call) == Some(route)).collect();
+            let longest = mine.iter().map(|(_, _, w)| w.as_secs()).max().unwrap_or(0);
+            let available = queue
+                .members
+                .iter()
+                .filter(|(agent, _)| seat_of.get(agent).is_some_and(|s| self.hub.is_available(*s)))
+                .count();
+            let mut s = String::new();
+            tags::push_tag(&mut s, "QUEUE", &queue.name);
+            tags::push_tag(&mut s, "WAITING", &mine.len().to_string());
+            tags::push_tag(&mut s, "LONGEST", &longest.to_string());
+            tags::push_tag(&mut s, "AVAILABLE", &available.to_string());
+            self.hub.to_watchers(crate::agent::protocol::EventKind::QueueStats, mine.len() as i64, s);
+        }
     }
 
     /// Gives every queue's route its seats in the ACD's order, from where agents sit now.

@@ -659,6 +659,18 @@ async fn queues_ring_the_best_agent_and_overflow_when_nobody_is_free() {
     let ring = other.wait_for(EventKind::Ring).await.unwrap();
     let tags = Tags::parse(&ring.s_param).unwrap();
     assert_eq!((tags.get("CALLERID"), tags.get("QUEUE")), (Some("222"), Some("support")));
+
+    // A supervisor watching every seat gets each queue's figures every 5 s.
+    other.call(json!({"cmd": "SubscribeAll"})).await.unwrap();
+    let stats = loop {
+        let e = other.wait_for(EventKind::QueueStats).await.unwrap();
+        let tags = Tags::parse(&e.s_param).unwrap();
+        if tags.get("QUEUE") == Some("sales") {
+            break tags;
+        }
+    };
+    assert_eq!(stats.get("AVAILABLE"), Some("0"), "both sales agents are paused");
+    assert!(stats.get("WAITING").is_some() && stats.get("LONGEST").is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
