@@ -316,78 +316,62 @@ impl Hub {
         id: Option<serde_json::Value>,
         request: Request,
     ) {
-        // Joining a call is answered by the driver, which knows the calls.
-        if let Request::DoControl { target, control, .. } = &request {
-            if let Some(
-                kind @ (Control::Monitor | Control::Whisper | Control::BargeIn | Control::Intercept),
-            ) = Control::from_code(*control)
-            {
-                match self.monitor_check(session, *target, kind) {
-                    Ok((supervisor, target)) => self.actions.push_back(HubAction::Monitor {
-                        session,
-                        id,
-                        supervisor,
-                        target,
-                        control: kind,
-                    }),
-                    Err((code, message)) => self.reply(session, id, Err((code, message))),
-                }
-                return;
-            }
-        }
-        // Consultation steps are answered by the driver, which knows the calls.
-        if let Request::DoAction { act_id: act @ (6 | 8 | 9 | 15), s_param, .. } = &request {
-            let checked = self.session_seat(session).and_then(|i| {
-                let bit = 1u32 << *act;
-                if self.enables(i) & bit == 0 {
-                    return err(
-                        ErrorCode::NotAllowed,
-                        format!("action {act} is not allowed now (state {})", self.seats[i].state.name()),
-                    );
-                }
-                if *act == 6 && s_param.trim().is_empty() {
-                    return err(ErrorCode::BadRequest, "sParam names the agent to consult");
-                }
-                Ok(self.seats[i].channel)
-            });
+        if let Some(checked) = self.driver_request(session, &id, &request) {
             match checked {
-                Ok(seat) => self.actions.push_back(HubAction::Consult {
-                    session,
-                    id,
-                    seat,
-                    act: *act,
-                    agent: s_param.trim().to_string(),
-                }),
+                Ok(action) => self.actions.push_back(action),
                 Err(e) => self.reply(session, id, Err(e)),
             }
             return;
         }
-        // A transfer is answered by the driver, which knows the calls and the queues.
-        if let Request::DoAction { act_id: 5, i_param, s_param } = &request {
-            match self.transfer_check(session, *i_param, s_param) {
-                Ok((seat, to_agent, to_queue)) => {
-                    self.actions.push_back(HubAction::Transfer { session, id, seat, to_agent, to_queue })
-                }
-                Err((code, message)) => self.reply(session, id, Err((code, message))),
-            }
-            return;
-        }
-        // A call out is answered by the driver, which knows whether a line is free.
-        if let Request::DoAction { act_id: 7, i_param, s_param } = &request {
-            match self.call_out(session, *i_param, s_param) {
-                Ok((seat, number, caller_id)) => {
-                    self.actions.push_back(HubAction::CallOut { session, id, seat, number, caller_id });
-                }
-                Err((code, message)) => self.reply(session, id, Err((code, message))),
-            }
-            return;
-        }
         let reply = self.dispatch(now, session, request);
-        let line = match reply {
-            Ok(result) => ServerLine::ok(id, result),
-            Err((code, message)) => ServerLine::error(id, code, message),
+        self.reply(session, id, reply);
+    }
+
+    /// The requests the driver carries out because they need the calls, lines and queues
+    /// (joining or taking a call, consultation, transfer, call out): checked here, then
+    /// handed over as an action; the driver answers them with [`Hub::reply`]. None for the
+    /// requests the hub answers itself.
+    fn driver_request(
+        &mut self,
+        session: SessionId,
+        id: &Option<serde_json::Value>,
+        request: &Request,
+    ) -> Option<Result<HubAction, (ErrorCode, String)>> {
+        let id = id.clone();
+        let checked = match request {
+            Request::DoControl { target, control, .. } => {
+                let kind = Control::from_code(*control).filter(|k| {
+                    matches!(k, Control::Monitor | Control::Whisper | Control::BargeIn | Control::Intercept)
+                })?;
+                self.monitor_check(session, *target, kind).map(|(supervisor, target)| HubAction::Monitor {
+                    session,
+                    id,
+                    supervisor,
+                    target,
+                    control: kind,
+                })
+            }
+            Request::DoAction { act_id: act @ (6 | 8 | 9 | 15), s_param, .. } => {
+                let act_kind = Act::from_code(*act)?;
+                self.allowed_seat(session, act_kind).and_then(|i| {
+                    if *act == 6 && s_param.trim().is_empty() {
+                        return err(ErrorCode::BadRequest, "sParam names the agent to consult");
+                    }
+                    let (seat, agent) = (self.seats[i].channel, s_param.trim().to_string());
+                    Ok(HubAction::Consult { session, id, seat, act: *act, agent })
+                })
+            }
+            Request::DoAction { act_id: 5, i_param, s_param } => {
+                self.transfer_check(session, *i_param, s_param).map(|(seat, to_agent, to_queue)| {
+                    HubAction::Transfer { session, id, seat, to_agent, to_queue }
+                })
+            }
+            Request::DoAction { act_id: 7, i_param, s_param } => self
+                .call_out(session, *i_param, s_param)
+                .map(|(seat, number, caller_id)| HubAction::CallOut { session, id, seat, number, caller_id }),
+            _ => return None,
         };
-        self.actions.push_back(HubAction::Send { session, line: line.to_line() });
+        Some(checked)
     }
 
     fn dispatch(&mut self, now: Instant, session: SessionId, request: Request) -> Reply {
