@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod acd;
+pub mod admin_cli;
 pub mod agent;
 pub mod audio;
 pub mod bench;
@@ -18,6 +19,7 @@ pub mod framing;
 pub mod ivr;
 pub mod media;
 pub mod paths;
+pub mod reports;
 pub mod sim;
 pub mod speech;
 pub mod store;

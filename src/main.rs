@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 use switchboard::config::Config;
-use switchboard::{bench, cli, daemon, paths};
+use switchboard::{admin_cli, bench, cli, daemon, paths};
 
 #[derive(Parser)]
 #[command(name = "switchboard", version, about = "Call-center telephony appliance")]
@@ -78,6 +78,14 @@ enum Command {
     /// Manages agent accounts (works while the daemon runs).
     #[command(subcommand)]
     User(UserCommand),
+    /// Lists, exports and expires call recordings (works while the daemon runs).
+    Recordings(admin_cli::RecordingsArgs),
+    /// Manages the caller lists: blacklist, vip, member (works while the daemon runs).
+    List(admin_cli::ListArgs),
+    /// Lists voicemail messages (works while the daemon runs).
+    Voicemail(admin_cli::VoicemailArgs),
+    /// Writes the calls, agents or satisfaction report as CSV or as one HTML file.
+    Report(admin_cli::ReportArgs),
 }
 
 #[derive(Subcommand)]
@@ -300,6 +308,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::User(cmd) => user(cmd),
+        Command::Recordings(args) => admin_cli::recordings(args),
+        Command::List(args) => admin_cli::list(args),
+        Command::Voicemail(args) => admin_cli::voicemail(args),
+        Command::Report(args) => admin_cli::report(args),
         Command::Agent { server, agent, seat, watch, script } => {
             // The password comes from SWITCHBOARD_PASSWORD, a hidden prompt, or the first line
             // of stdin when stdin is not a terminal.

@@ -17,6 +17,13 @@
 //! Agent accounts and the audit trail live here too (schema version 2). Every method that
 //! changes an account takes the [`AuditEntry`] that records it and writes both in one
 //! transaction, so no account change can reach the database without its audit row.
+//!
+//! Schema version 3 adds what the IVR flows and the reports need: who handled a call (agent,
+//! queue, flow, wait) on its CDR, satisfaction survey answers, the caller lists the caller
+//! filter consults, voicemail, and keys pressed in flows. The reports
+//! ([`StoreHandle::report_calls`], [`StoreHandle::report_agents`],
+//! [`StoreHandle::report_satisfaction`]) are computed here, in SQL, so that the command line
+//! and any later web page agree on every number; `crate::reports` only lays them out.
 
 mod ops;
 mod schema;
@@ -36,6 +43,7 @@ use rusqlite::Connection;
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
+pub(crate) use ops::is_data_relative;
 pub use schema::SCHEMA_VERSION;
 
 /// Errors from the store.
@@ -69,6 +77,16 @@ pub enum StoreError {
     AgentExists(String),
     #[error("no agent with id {0}")]
     NoSuchAgent(String),
+    #[error("a survey score must be 1 to 9 (one key), not {0}")]
+    InvalidSurveyScore(u8),
+    #[error("a survey grade must not be empty")]
+    EmptySurveyGrade,
+    #[error("{0:?} is not a telephone number: use 1 to 32 of the digits 0-9, *, # and +")]
+    InvalidNumber(String),
+    #[error("the report period ends ({to}) before it starts ({from})")]
+    InvalidPeriod { from: time::Date, to: time::Date },
+    #[error("a report covers at most {max} days, not {days}")]
+    PeriodTooLong { days: i64, max: i64 },
     #[error("path {0:?} is not valid UTF-8")]
     NonUtf8Path(PathBuf),
     #[error("cannot start the store thread: {0}")]
@@ -194,6 +212,24 @@ text_enum!(
 );
 
 text_enum!(Role, "agents.role", Agent = "agent", Supervisor = "supervisor", Admin = "admin");
+
+/// The lists of callers the caller filter consults when a call comes in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CallerList {
+    /// Callers whose calls are refused.
+    Blacklist,
+    /// Callers served before the others.
+    Vip,
+    /// Callers known as members (customers with an account, say).
+    Member,
+}
+
+impl CallerList {
+    /// Every list, in the order the command line shows them.
+    pub const ALL: [CallerList; 3] = [CallerList::Blacklist, CallerList::Vip, CallerList::Member];
+}
+
+text_enum!(CallerList, "caller_list.list", Blacklist = "blacklist", Vip = "vip", Member = "member");
 text_enum!(AuditResult, "audit.result", Ok = "ok", Denied = "denied", Failed = "failed");
 
 /// An agent account as stored. Times are RFC 3339 UTC text with milliseconds.
@@ -302,6 +338,14 @@ pub struct Cdr {
     pub duration_ms: Option<i64>,
     /// From answer to end (0 if never answered); set when the call ends.
     pub talk_ms: Option<i64>,
+    /// The agent who took the call (the last one, after a transfer).
+    pub agent_id: Option<String>,
+    /// The ACD queue the call waited in.
+    pub queue: Option<String>,
+    /// From the start to the answer, or to the caller hanging up unanswered.
+    pub wait_ms: Option<i64>,
+    /// The IVR flow the call went through.
+    pub flow: Option<String>,
 }
 
 /// A recording as stored.
@@ -345,6 +389,273 @@ impl RecoveryReport {
             && self.missing.is_empty()
             && self.damaged.is_empty()
     }
+}
+
+/// What a caller answered to a satisfaction survey.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SurveyAnswer {
+    /// A score from 1 (worst) up to the survey's scale, at most 9 since it is one key;
+    /// usually 1 to 5. The reports average these and count each value.
+    Score(u8),
+    /// A named grade ("satisfied", say), for surveys whose keys mean words, not numbers;
+    /// the reports count these by name.
+    Grade(String),
+}
+
+/// One answer to a satisfaction survey, as [`StoreHandle::survey_add`] records it. The
+/// agent and queue are copied from the call, so that the reports need no join and stay
+/// right even if the CDR is later changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SurveyResult {
+    pub call_id: String,
+    pub at: OffsetDateTime,
+    pub agent_id: Option<String>,
+    pub queue: Option<String>,
+    pub answer: SurveyAnswer,
+}
+
+/// A number on one of the caller lists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListEntry {
+    pub list: CallerList,
+    pub number: String,
+    pub note: Option<String>,
+    /// When the number was first put on the list (a later note change keeps it).
+    pub added_utc: String,
+}
+
+/// A voicemail message being stored by [`StoreHandle::voicemail_add`]. The audio is a
+/// recording like any other, found by its vocid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewVoicemail {
+    pub mailbox: String,
+    pub call_id: Option<String>,
+    pub caller: Option<String>,
+    pub vocid: String,
+    pub at: OffsetDateTime,
+    pub duration_ms: Option<i64>,
+}
+
+/// A voicemail message as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Voicemail {
+    pub id: i64,
+    pub mailbox: String,
+    pub call_id: Option<String>,
+    pub caller: Option<String>,
+    pub vocid: String,
+    pub at_utc: String,
+    pub duration_ms: Option<i64>,
+    /// Whether someone has listened to it.
+    pub heard: bool,
+}
+
+/// Keys a caller pressed in an IVR flow, kept as evidence (a customer confirming an order,
+/// say), as [`StoreHandle::ivr_input_add`] records them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewIvrInput {
+    pub call_id: String,
+    pub at: OffsetDateTime,
+    /// What was asked, as the flow names it ("confirm_order").
+    pub name: String,
+    /// The keys pressed.
+    pub value: String,
+    /// The recording of the moment, if one was made.
+    pub vocid: Option<String>,
+}
+
+/// Keys a caller pressed in an IVR flow, as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IvrInput {
+    pub id: i64,
+    pub call_id: String,
+    pub at_utc: String,
+    pub name: String,
+    pub value: String,
+    pub vocid: Option<String>,
+}
+
+/// What [`StoreHandle::recordings_find`] looks for. Every filter that is set must match;
+/// an empty query finds the newest recordings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordingQuery {
+    pub vocid: Option<String>,
+    /// The agent on the recording's CDR.
+    pub agent_id: Option<String>,
+    /// The customer's number: the caller of an incoming or internal call, the number
+    /// dialled for an outgoing one. Matched exactly.
+    pub caller: Option<String>,
+    /// Recordings started at or after this time.
+    pub from: Option<OffsetDateTime>,
+    /// Recordings started before this time.
+    pub to: Option<OffsetDateTime>,
+    /// At most this many, newest first.
+    pub limit: u32,
+}
+
+impl Default for RecordingQuery {
+    fn default() -> RecordingQuery {
+        RecordingQuery { vocid: None, agent_id: None, caller: None, from: None, to: None, limit: 100 }
+    }
+}
+
+/// A recording with what its call's CDR says about it; the CDR fields are `None` when the
+/// recording has no CDR.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordingInfo {
+    pub recording: Recording,
+    pub caller: Option<String>,
+    pub callee: Option<String>,
+    pub direction: Option<Direction>,
+    pub agent_id: Option<String>,
+    pub queue: Option<String>,
+}
+
+/// What [`StoreHandle::recordings_expire`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExpireReport {
+    /// WAV files deleted (files that were already gone are not counted).
+    pub files_deleted: u64,
+    /// Recording rows deleted.
+    pub rows_deleted: u64,
+    /// Vocids and errors of recordings whose file could not be deleted; their rows are
+    /// kept so that the next run tries again.
+    pub failed: Vec<(String, String)>,
+}
+
+/// The days a report covers, from `from` to `to` inclusive, as calendar days at
+/// `utc_offset`, so that a call center reports its own days rather than UTC's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReportPeriod {
+    from: time::Date,
+    to: time::Date,
+    utc_offset: time::UtcOffset,
+}
+
+impl ReportPeriod {
+    /// The longest period a report covers: ten years. The calls report has a row for every
+    /// day, and a typo in a year should not make it build millions of them.
+    pub const MAX_DAYS: i64 = 3660;
+
+    /// Fails with [`StoreError::InvalidPeriod`] if `to` is before `from`, and with
+    /// [`StoreError::PeriodTooLong`] beyond [`ReportPeriod::MAX_DAYS`].
+    pub fn new(
+        from: time::Date,
+        to: time::Date,
+        utc_offset: time::UtcOffset,
+    ) -> Result<ReportPeriod, StoreError> {
+        if to < from {
+            return Err(StoreError::InvalidPeriod { from, to });
+        }
+        let days = (to - from).whole_days() + 1;
+        if days > ReportPeriod::MAX_DAYS {
+            return Err(StoreError::PeriodTooLong { days, max: ReportPeriod::MAX_DAYS });
+        }
+        Ok(ReportPeriod { from, to, utc_offset })
+    }
+
+    /// The first day.
+    pub fn from(&self) -> time::Date {
+        self.from
+    }
+
+    /// The last day.
+    pub fn to(&self) -> time::Date {
+        self.to
+    }
+
+    pub fn utc_offset(&self) -> time::UtcOffset {
+        self.utc_offset
+    }
+
+    /// The first instant of the period.
+    pub fn start(&self) -> OffsetDateTime {
+        OffsetDateTime::new_in_offset(self.from, time::Time::MIDNIGHT, self.utc_offset)
+    }
+
+    /// The first instant after the period. The last representable day has no next day, so
+    /// its period ends a day later by arithmetic on the instant instead.
+    pub fn end(&self) -> OffsetDateTime {
+        OffsetDateTime::new_in_offset(self.to, time::Time::MIDNIGHT, self.utc_offset)
+            .saturating_add(time::Duration::DAY)
+    }
+
+    /// Every day of the period, in order.
+    pub fn days(&self) -> impl Iterator<Item = time::Date> {
+        let to = self.to;
+        std::iter::successors(Some(self.from), move |d| d.next_day().filter(|n| *n <= to))
+    }
+}
+
+/// One day of the calls report: incoming calls that started that day.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CallsDay {
+    /// `YYYY-MM-DD` at the period's UTC offset.
+    pub day: String,
+    /// Every incoming call.
+    pub offered: u64,
+    /// Incoming calls a seat answered.
+    pub answered: u64,
+    /// Incoming calls the caller hung up on before anyone answered.
+    pub abandoned: u64,
+    /// Waits of answered and abandoned calls, from the start to the answer or hang-up.
+    pub avg_wait_ms: Option<i64>,
+    pub max_wait_ms: Option<i64>,
+    /// Talk time of the answered calls.
+    pub avg_talk_ms: Option<i64>,
+}
+
+impl CallsDay {
+    /// Answered calls as a share of offered ones, 0 to 1; `None` on a day without calls.
+    pub fn answer_rate(&self) -> Option<f64> {
+        (self.offered > 0).then(|| self.answered as f64 / self.offered as f64)
+    }
+}
+
+/// One agent in the agents report: the incoming calls they took in the period and the
+/// survey scores they got.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AgentReportRow {
+    pub agent_id: String,
+    /// The account's display name, if the account still exists.
+    pub name: Option<String>,
+    pub answered: u64,
+    pub talk_ms_total: i64,
+    pub talk_ms_avg: Option<i64>,
+    /// Survey answers with a score.
+    pub scored: u64,
+    pub avg_score: Option<f64>,
+}
+
+/// One group (an agent or a day) of the satisfaction report.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SatisfactionRow {
+    /// The agent id (`None` for answers with no agent) or the day, `YYYY-MM-DD`.
+    pub key: Option<String>,
+    /// The agent's display name, if the account exists; `None` for days.
+    pub name: Option<String>,
+    /// Every answer, scores and grades.
+    pub responses: u64,
+    /// Answers with a score.
+    pub scored: u64,
+    pub avg_score: Option<f64>,
+    /// How many answers scored 1, 2, 3, ...: [`SatisfactionReport::scale`] counts, the
+    /// first for a score of 1.
+    pub distribution: Vec<u64>,
+    /// How many answers gave each grade, by grade name.
+    pub grades: Vec<(String, u64)>,
+}
+
+/// The satisfaction report: the same answers grouped by agent and by day.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SatisfactionReport {
+    /// The highest score the distributions count: 5, or more if a survey with a longer
+    /// scale was answered in the period, so that no score is left out.
+    pub scale: u8,
+    /// By agent id; answers with no agent come last.
+    pub by_agent: Vec<SatisfactionRow>,
+    /// By day, only days with answers.
+    pub by_day: Vec<SatisfactionRow>,
 }
 
 /// The cause recorded on calls that were up when the daemon died.
@@ -654,6 +965,133 @@ impl StoreHandle {
     /// The most recent audit rows, newest first.
     pub fn audit_list(&self, limit: u32) -> Pending<Vec<AuditEntry>> {
         self.run(move |c| ops::audit_list(c, limit))
+    }
+
+    /// Sets the agent who took a call and, if given, the queue it came through. A later call
+    /// (after a transfer, say) replaces the agent, so the CDR names the last one; a `None`
+    /// queue keeps the one already set. Works on ended calls too, so that the core may
+    /// write it late. Fails with [`StoreError::NoSuchCdr`] if there is no such call.
+    pub fn cdr_set_agent(&self, call_id: &str, agent_id: &str, queue: Option<&str>) -> Pending<()> {
+        let (call_id, agent_id) = (call_id.to_owned(), agent_id.to_owned());
+        let queue = queue.map(str::to_owned);
+        self.run(move |c| ops::cdr_set_agent(c, &call_id, &agent_id, queue.as_deref()))
+    }
+
+    /// Sets the IVR flow a call went through. Fails with [`StoreError::NoSuchCdr`] if there
+    /// is no such call.
+    pub fn cdr_set_flow(&self, call_id: &str, flow: &str) -> Pending<()> {
+        let (call_id, flow) = (call_id.to_owned(), flow.to_owned());
+        self.run(move |c| ops::cdr_set_flow(c, &call_id, &flow))
+    }
+
+    /// Sets how long the caller waited: from the start of the call to the answer, or to
+    /// hanging up unanswered. The reports fall back on the CDR's times when it is not set.
+    /// Fails with [`StoreError::NoSuchCdr`] if there is no such call.
+    pub fn cdr_set_wait(&self, call_id: &str, wait_ms: u64) -> Pending<()> {
+        let call_id = call_id.to_owned();
+        self.run(move |c| ops::cdr_set_wait(c, &call_id, wait_ms))
+    }
+
+    /// Records an answer to a satisfaction survey and returns its row id. A score outside
+    /// 1 to 9 (one key, [`StoreError::InvalidSurveyScore`]) or an empty grade is refused,
+    /// because the reports' averages and distributions assume those ranges.
+    pub fn survey_add(&self, result: SurveyResult) -> Pending<i64> {
+        self.run(move |c| ops::survey_add(c, &result))
+    }
+
+    /// Puts a number on a list, or changes its note if it is already there (keeping the
+    /// time it was added). Returns true if the number was new to the list. A number must be
+    /// 1 to 32 of `0-9 * # +` ([`StoreError::InvalidNumber`]), the form caller ids arrive
+    /// in, so that what an administrator types is what the caller filter will match.
+    pub fn list_add(
+        &self,
+        list: CallerList,
+        number: &str,
+        note: Option<&str>,
+        at: OffsetDateTime,
+    ) -> Pending<bool> {
+        let number = number.to_owned();
+        let note = note.map(str::to_owned);
+        self.run(move |c| ops::list_add(c, list, &number, note.as_deref(), at))
+    }
+
+    /// Takes a number off a list. Returns whether it was on it.
+    pub fn list_del(&self, list: CallerList, number: &str) -> Pending<bool> {
+        let number = number.to_owned();
+        self.run(move |c| ops::list_del(c, list, &number))
+    }
+
+    /// The numbers on a list, in order.
+    pub fn list_show(&self, list: CallerList) -> Pending<Vec<ListEntry>> {
+        self.run(move |c| ops::list_show(c, list))
+    }
+
+    /// The lists a number is on (for the caller filter, when a call comes in), in the order
+    /// of [`CallerList::ALL`].
+    pub fn list_lookup(&self, number: &str) -> Pending<Vec<CallerList>> {
+        let number = number.to_owned();
+        self.run(move |c| ops::list_lookup(c, &number))
+    }
+
+    /// Records a voicemail message (its audio is the recording `vocid`) and returns its id.
+    pub fn voicemail_add(&self, message: NewVoicemail) -> Pending<i64> {
+        self.run(move |c| ops::voicemail_add(c, &message))
+    }
+
+    /// The voicemail messages of one mailbox, or of all, newest first.
+    pub fn voicemail_list(&self, mailbox: Option<&str>) -> Pending<Vec<Voicemail>> {
+        let mailbox = mailbox.map(str::to_owned);
+        self.run(move |c| ops::voicemail_list(c, mailbox.as_deref()))
+    }
+
+    /// Marks a voicemail message heard or not. Returns whether there is such a message.
+    pub fn voicemail_set_heard(&self, id: i64, heard: bool) -> Pending<bool> {
+        self.run(move |c| ops::voicemail_set_heard(c, id, heard))
+    }
+
+    /// Records keys a caller pressed in an IVR flow and returns the row id.
+    pub fn ivr_input_add(&self, input: NewIvrInput) -> Pending<i64> {
+        self.run(move |c| ops::ivr_input_add(c, &input))
+    }
+
+    /// The keys the caller of one call pressed in IVR flows, oldest first.
+    pub fn ivr_inputs_for_call(&self, call_id: &str) -> Pending<Vec<IvrInput>> {
+        let call_id = call_id.to_owned();
+        self.run(move |c| ops::ivr_inputs_for_call(c, &call_id))
+    }
+
+    /// Finds recordings by vocid, agent, customer number and start time, newest first,
+    /// with what their CDRs say about them.
+    pub fn recordings_find(&self, query: RecordingQuery) -> Pending<Vec<RecordingInfo>> {
+        self.run(move |c| ops::recordings_find(c, &query))
+    }
+
+    /// Deletes the recordings started before `before`: their WAV files under `data_dir`,
+    /// then their rows. A file that is already gone is not an error (a crash between the
+    /// two steps leaves rows that the next run removes); a file that cannot be deleted keeps
+    /// its row and is reported. Recordings still being written are never touched. Runs on
+    /// the store thread, so the daemon should call it when it is quiet (once a day).
+    pub fn recordings_expire(&self, before: OffsetDateTime, data_dir: &Path) -> Pending<ExpireReport> {
+        let data_dir = data_dir.to_owned();
+        self.run(move |c| ops::recordings_expire(c, before, &data_dir))
+    }
+
+    /// Incoming calls per day of the period, every day of it (days without calls have
+    /// zeros): offered, answered, abandoned, waits and talk times.
+    pub fn report_calls(&self, period: ReportPeriod) -> Pending<Vec<CallsDay>> {
+        self.run(move |c| ops::report_calls(c, &period))
+    }
+
+    /// Per agent who took a call or got a survey answer in the period: incoming calls
+    /// answered, talk time and average survey score; ordered by agent id.
+    pub fn report_agents(&self, period: ReportPeriod) -> Pending<Vec<AgentReportRow>> {
+        self.run(move |c| ops::report_agents(c, &period))
+    }
+
+    /// Survey answers given in the period, by agent and by day: how many, the average
+    /// score, the distribution of scores and the count of each grade.
+    pub fn report_satisfaction(&self, period: ReportPeriod) -> Pending<SatisfactionReport> {
+        self.run(move |c| ops::report_satisfaction(c, &period))
     }
 
     /// Cleans up after a crash; call once at daemon start, before any call or recording

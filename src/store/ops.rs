@@ -1,13 +1,16 @@
 //! The SQL behind every store request. These functions run on the store thread only.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use time::OffsetDateTime;
 
 use super::{
-    format_utc, AgentRecord, AuditEntry, Cdr, CdrStart, Disposition, Recording, RecordingState,
-    RecoveryReport, RepairedRecording, Role, StoreError, CAUSE_DAEMON_RESTARTED,
+    format_utc, AgentRecord, AgentReportRow, AuditEntry, CallerList, CallsDay, Cdr, CdrStart, Disposition,
+    ExpireReport, IvrInput, ListEntry, NewIvrInput, NewVoicemail, Recording, RecordingInfo, RecordingQuery,
+    RecordingState, RecoveryReport, RepairedRecording, ReportPeriod, Role, SatisfactionReport,
+    SatisfactionRow, StoreError, SurveyAnswer, SurveyResult, Voicemail, CAUSE_DAEMON_RESTARTED,
 };
 use crate::audio::{repair_wav, WavError};
 
@@ -148,7 +151,8 @@ pub(super) fn recording_finish(
 }
 
 const CDR_COLUMNS: &str = "id, call_id, start_utc, answer_utc, end_utc, caller, callee, \
-     trunk_port, seat_port, direction, disposition, cause, vocid, duration_ms, talk_ms";
+     trunk_port, seat_port, direction, disposition, cause, vocid, duration_ms, talk_ms, \
+     agent_id, queue, wait_ms, flow";
 
 fn cdr_from_row(r: &Row<'_>) -> rusqlite::Result<Cdr> {
     Ok(Cdr {
@@ -167,6 +171,10 @@ fn cdr_from_row(r: &Row<'_>) -> rusqlite::Result<Cdr> {
         vocid: r.get(12)?,
         duration_ms: r.get(13)?,
         talk_ms: r.get(14)?,
+        agent_id: r.get(15)?,
+        queue: r.get(16)?,
+        wait_ms: r.get(17)?,
+        flow: r.get(18)?,
     })
 }
 
@@ -493,4 +501,498 @@ pub(super) fn audit_list(conn: &mut Connection, limit: u32) -> Result<Vec<AuditE
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Updates one CDR by call id, whether the call is live or over: the core may learn the
+/// agent, flow or wait after the call has ended.
+fn cdr_update(
+    conn: &Connection,
+    call_id: &str,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<(), StoreError> {
+    if conn.execute(sql, params)? == 0 {
+        return Err(StoreError::NoSuchCdr(call_id.to_owned()));
+    }
+    Ok(())
+}
+
+pub(super) fn cdr_set_agent(
+    conn: &mut Connection,
+    call_id: &str,
+    agent_id: &str,
+    queue: Option<&str>,
+) -> Result<(), StoreError> {
+    cdr_update(
+        conn,
+        call_id,
+        "UPDATE cdr SET agent_id = ?2, queue = coalesce(?3, queue) WHERE call_id = ?1",
+        params![call_id, agent_id, queue],
+    )
+}
+
+pub(super) fn cdr_set_flow(conn: &mut Connection, call_id: &str, flow: &str) -> Result<(), StoreError> {
+    cdr_update(conn, call_id, "UPDATE cdr SET flow = ?2 WHERE call_id = ?1", params![call_id, flow])
+}
+
+pub(super) fn cdr_set_wait(conn: &mut Connection, call_id: &str, wait_ms: u64) -> Result<(), StoreError> {
+    // No real wait comes near i64::MAX milliseconds; saturating keeps the column an integer.
+    let wait_ms = i64::try_from(wait_ms).unwrap_or(i64::MAX);
+    cdr_update(conn, call_id, "UPDATE cdr SET wait_ms = ?2 WHERE call_id = ?1", params![call_id, wait_ms])
+}
+
+pub(super) fn survey_add(conn: &mut Connection, r: &SurveyResult) -> Result<i64, StoreError> {
+    let (kind, score, grade) = match &r.answer {
+        SurveyAnswer::Score(n) if (1..=9).contains(n) => ("score", Some(*n), None),
+        SurveyAnswer::Score(n) => return Err(StoreError::InvalidSurveyScore(*n)),
+        SurveyAnswer::Grade(g) if g.trim().is_empty() => return Err(StoreError::EmptySurveyGrade),
+        SurveyAnswer::Grade(g) => ("grade", None, Some(g.as_str())),
+    };
+    conn.execute(
+        "INSERT INTO survey (call_id, at_utc, agent_id, queue, kind, score, grade)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![r.call_id, format_utc(r.at), r.agent_id, r.queue, kind, score, grade],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Whether `number` looks like a caller id: 1 to 32 of `0-9 * # +`.
+fn valid_number(number: &str) -> bool {
+    (1..=32).contains(&number.len()) && number.bytes().all(|b| b.is_ascii_digit() || b"*#+".contains(&b))
+}
+
+pub(super) fn list_add(
+    conn: &mut Connection,
+    list: CallerList,
+    number: &str,
+    note: Option<&str>,
+    at: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    if !valid_number(number) {
+        return Err(StoreError::InvalidNumber(number.to_owned()));
+    }
+    let tx = conn.transaction()?;
+    let existed = tx
+        .query_row(
+            "SELECT 1 FROM caller_list WHERE list = ?1 AND number = ?2",
+            params![list.as_str(), number],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    tx.execute(
+        "INSERT INTO caller_list (list, number, note, added_utc) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (list, number) DO UPDATE SET note = coalesce(excluded.note, note)",
+        params![list.as_str(), number, note, format_utc(at)],
+    )?;
+    tx.commit()?;
+    Ok(!existed)
+}
+
+pub(super) fn list_del(conn: &mut Connection, list: CallerList, number: &str) -> Result<bool, StoreError> {
+    let n = conn
+        .execute("DELETE FROM caller_list WHERE list = ?1 AND number = ?2", params![list.as_str(), number])?;
+    Ok(n > 0)
+}
+
+pub(super) fn list_show(conn: &mut Connection, list: CallerList) -> Result<Vec<ListEntry>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT list, number, note, added_utc FROM caller_list WHERE list = ?1 ORDER BY number",
+    )?;
+    let rows = stmt.query_map([list.as_str()], |r| {
+        Ok(ListEntry { list: r.get(0)?, number: r.get(1)?, note: r.get(2)?, added_utc: r.get(3)? })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(super) fn list_lookup(conn: &mut Connection, number: &str) -> Result<Vec<CallerList>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT list FROM caller_list WHERE number = ?1")?;
+    let rows = stmt.query_map([number], |r| r.get::<_, CallerList>(0))?;
+    let mut lists: Vec<CallerList> = rows.collect::<Result<_, _>>()?;
+    lists.sort();
+    Ok(lists)
+}
+
+pub(super) fn voicemail_add(conn: &mut Connection, m: &NewVoicemail) -> Result<i64, StoreError> {
+    conn.execute(
+        "INSERT INTO voicemail (mailbox, call_id, caller, vocid, at_utc, duration_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![m.mailbox, m.call_id, m.caller, m.vocid, format_utc(m.at), m.duration_ms],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+pub(super) fn voicemail_list(
+    conn: &mut Connection,
+    mailbox: Option<&str>,
+) -> Result<Vec<Voicemail>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, mailbox, call_id, caller, vocid, at_utc, duration_ms, heard FROM voicemail
+         WHERE ?1 IS NULL OR mailbox = ?1 ORDER BY at_utc DESC, id DESC",
+    )?;
+    let rows = stmt.query_map([mailbox], |r| {
+        Ok(Voicemail {
+            id: r.get(0)?,
+            mailbox: r.get(1)?,
+            call_id: r.get(2)?,
+            caller: r.get(3)?,
+            vocid: r.get(4)?,
+            at_utc: r.get(5)?,
+            duration_ms: r.get(6)?,
+            heard: r.get(7)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(super) fn voicemail_set_heard(conn: &mut Connection, id: i64, heard: bool) -> Result<bool, StoreError> {
+    Ok(conn.execute("UPDATE voicemail SET heard = ?2 WHERE id = ?1", params![id, heard])? > 0)
+}
+
+pub(super) fn ivr_input_add(conn: &mut Connection, i: &NewIvrInput) -> Result<i64, StoreError> {
+    conn.execute(
+        "INSERT INTO ivr_input (call_id, at_utc, name, value, vocid) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![i.call_id, format_utc(i.at), i.name, i.value, i.vocid],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+pub(super) fn ivr_inputs_for_call(conn: &mut Connection, call_id: &str) -> Result<Vec<IvrInput>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, call_id, at_utc, name, value, vocid FROM ivr_input WHERE call_id = ?1
+         ORDER BY at_utc, id",
+    )?;
+    let rows = stmt.query_map([call_id], |r| {
+        Ok(IvrInput {
+            id: r.get(0)?,
+            call_id: r.get(1)?,
+            at_utc: r.get(2)?,
+            name: r.get(3)?,
+            value: r.get(4)?,
+            vocid: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(super) fn recordings_find(
+    conn: &mut Connection,
+    q: &RecordingQuery,
+) -> Result<Vec<RecordingInfo>, StoreError> {
+    // Only the filters that are set go into the statement, so SQLite can use the index that
+    // fits (vocid, start time) instead of scanning with "?n IS NULL OR ..." everywhere.
+    let mut filters: Vec<&str> = Vec::new();
+    let mut values: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+    if let Some(vocid) = &q.vocid {
+        filters.push("r.vocid = ?");
+        values.push(Box::new(vocid.clone()));
+    }
+    if let Some(agent) = &q.agent_id {
+        filters.push("c.agent_id = ?");
+        values.push(Box::new(agent.clone()));
+    }
+    if let Some(caller) = &q.caller {
+        // The customer is the one dialled on an outgoing call, the caller otherwise.
+        filters.push("(CASE WHEN c.direction = 'out' THEN c.callee ELSE c.caller END) = ?");
+        values.push(Box::new(caller.clone()));
+    }
+    if let Some(from) = q.from {
+        filters.push("r.started_utc >= ?");
+        values.push(Box::new(format_utc(from)));
+    }
+    if let Some(to) = q.to {
+        filters.push("r.started_utc < ?");
+        values.push(Box::new(format_utc(to)));
+    }
+    let filter = if filters.is_empty() { String::new() } else { format!("WHERE {}", filters.join(" AND ")) };
+    values.push(Box::new(q.limit));
+    let sql = format!(
+        "SELECT r.vocid, r.call_id, r.path, r.started_utc, r.ended_utc, r.samples, r.state,
+                c.caller, c.callee, c.direction, c.agent_id, c.queue
+         FROM recordings r LEFT JOIN cdr c ON c.call_id = r.call_id
+         {filter}
+         ORDER BY r.started_utc DESC, r.vocid DESC LIMIT ?"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(values.iter()), |r| {
+        Ok(RecordingInfo {
+            recording: recording_from_row(r)?,
+            caller: r.get(7)?,
+            callee: r.get(8)?,
+            direction: r.get(9)?,
+            agent_id: r.get(10)?,
+            queue: r.get(11)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Whether a stored recording path stays inside the data directory: relative, with no `..`.
+/// Paths are written by the recorder, but a damaged or edited row must never make expiry
+/// delete a file elsewhere.
+pub(crate) fn is_data_relative(path: &Path) -> bool {
+    path.components().next().is_some()
+        && path.components().all(|c| matches!(c, std::path::Component::Normal(_)))
+}
+
+/// Removes the day, month and year directories above a deleted recording once they are
+/// empty, so that expiry does not leave a tree of empty directories behind. The top
+/// `recordings` directory stays. A directory that is not empty (or anything else that
+/// stops the removal) ends the walk: its parents are not empty either.
+fn remove_empty_parents(data_dir: &Path, rel: &Path) {
+    let Some(parent) = rel.parent() else { return };
+    for dir in parent.ancestors().filter(|d| d.components().count() >= 2) {
+        if std::fs::remove_dir(data_dir.join(dir)).is_err() {
+            break;
+        }
+    }
+}
+
+pub(super) fn recordings_expire(
+    conn: &mut Connection,
+    before: OffsetDateTime,
+    data_dir: &Path,
+) -> Result<ExpireReport, StoreError> {
+    let old: Vec<(String, String)> = {
+        let mut stmt = conn.prepare(
+            "SELECT vocid, path FROM recordings WHERE started_utc < ?1 AND state <> 'recording'
+             ORDER BY started_utc, vocid",
+        )?;
+        let rows = stmt.query_map([format_utc(before)], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let mut report = ExpireReport::default();
+    let mut gone = Vec::with_capacity(old.len());
+    for (vocid, path) in old {
+        let rel = Path::new(&path);
+        if !is_data_relative(rel) {
+            tracing::warn!(%vocid, %path, "recording path is outside the data directory; not deleted");
+            report.failed.push((vocid, format!("path {path:?} is not inside the data directory")));
+            continue;
+        }
+        let full = data_dir.join(rel);
+        match std::fs::remove_file(&full) {
+            Ok(()) => {
+                report.files_deleted += 1;
+                remove_empty_parents(data_dir, rel);
+                gone.push(vocid);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => gone.push(vocid),
+            Err(e) => {
+                tracing::warn!(%vocid, file = %full.display(), error = %e, "cannot delete an expired recording");
+                report.failed.push((vocid, format!("cannot delete {}: {e}", full.display())));
+            }
+        }
+    }
+    // Files first, rows after, in one transaction: a crash in between leaves rows whose
+    // files are gone, which the next run removes without complaint.
+    let tx = conn.transaction()?;
+    {
+        let mut stmt = tx.prepare("DELETE FROM recordings WHERE vocid = ?1")?;
+        for vocid in &gone {
+            report.rows_deleted += stmt.execute([vocid])? as u64;
+        }
+    }
+    tx.commit()?;
+    Ok(report)
+}
+
+/// The SQLite date modifier that turns a stored UTC time into the period's local time.
+fn offset_modifier(period: &ReportPeriod) -> String {
+    format!("{:+} minutes", period.utc_offset().whole_minutes())
+}
+
+/// `YYYY-MM-DD`, the form SQLite's `date()` gives.
+fn day_text(d: time::Date) -> String {
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+pub(super) fn report_calls(
+    conn: &mut Connection,
+    period: &ReportPeriod,
+) -> Result<Vec<CallsDay>, StoreError> {
+    // A CDR written before the core recorded waits (or by a crash) has no wait_ms; its wait
+    // is then the time to the answer, or the whole call if the caller gave up.
+    let sql = format!(
+        "SELECT day, count(*), sum(answered), sum(abandoned),
+                CAST(round(avg(wait)) AS INTEGER), max(wait),
+                CAST(round(avg(CASE WHEN answered THEN talk_ms END)) AS INTEGER)
+         FROM (SELECT date(start_utc, ?3) AS day,
+                      answer_utc IS NOT NULL AS answered,
+                      answer_utc IS NULL AND disposition = 'no_answer' AS abandoned,
+                      talk_ms,
+                      coalesce(wait_ms, CASE
+                          WHEN answer_utc IS NOT NULL THEN {answer_wait}
+                          WHEN disposition = 'no_answer' THEN duration_ms END) AS wait
+               FROM cdr
+               WHERE direction = 'in' AND start_utc >= ?1 AND start_utc < ?2)
+         GROUP BY day",
+        answer_wait = ELAPSED_MS_SQL.replace("?2", "answer_utc").replace("{from}", "start_utc"),
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(
+        params![format_utc(period.start()), format_utc(period.end()), offset_modifier(period)],
+        |r| {
+            Ok(CallsDay {
+                day: r.get(0)?,
+                offered: r.get(1)?,
+                answered: r.get(2)?,
+                abandoned: r.get(3)?,
+                avg_wait_ms: r.get(4)?,
+                max_wait_ms: r.get(5)?,
+                avg_talk_ms: r.get(6)?,
+            })
+        },
+    )?;
+    let mut found: HashMap<String, CallsDay> =
+        rows.map(|row| row.map(|d| (d.day.clone(), d))).collect::<Result<_, _>>()?;
+    // Every day of the period gets a row, so that charts and spreadsheets show quiet days
+    // as zeros rather than skipping them.
+    Ok(period
+        .days()
+        .map(|d| {
+            let day = day_text(d);
+            found.remove(&day).unwrap_or(CallsDay {
+                day,
+                offered: 0,
+                answered: 0,
+                abandoned: 0,
+                avg_wait_ms: None,
+                max_wait_ms: None,
+                avg_talk_ms: None,
+            })
+        })
+        .collect())
+}
+
+pub(super) fn report_agents(
+    conn: &mut Connection,
+    period: &ReportPeriod,
+) -> Result<Vec<AgentReportRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "WITH c AS (
+             SELECT agent_id,
+                    count(*) FILTER (WHERE answer_utc IS NOT NULL) AS answered,
+                    coalesce(sum(talk_ms) FILTER (WHERE answer_utc IS NOT NULL), 0) AS talk_total,
+                    CAST(round(avg(talk_ms) FILTER (WHERE answer_utc IS NOT NULL)) AS INTEGER)
+                        AS talk_avg
+             FROM cdr
+             WHERE agent_id IS NOT NULL AND direction = 'in'
+                   AND start_utc >= ?1 AND start_utc < ?2
+             GROUP BY agent_id),
+         s AS (
+             SELECT agent_id, count(score) AS scored, avg(score) AS avg_score
+             FROM survey
+             WHERE agent_id IS NOT NULL AND at_utc >= ?1 AND at_utc < ?2
+             GROUP BY agent_id),
+         ids AS (SELECT agent_id FROM c UNION SELECT agent_id FROM s)
+         SELECT ids.agent_id, a.name, coalesce(c.answered, 0), coalesce(c.talk_total, 0),
+                c.talk_avg, coalesce(s.scored, 0), s.avg_score
+         FROM ids
+         LEFT JOIN c ON c.agent_id = ids.agent_id
+         LEFT JOIN s ON s.agent_id = ids.agent_id
+         LEFT JOIN agents a ON a.id = ids.agent_id
+         ORDER BY ids.agent_id",
+    )?;
+    let rows = stmt.query_map(params![format_utc(period.start()), format_utc(period.end())], |r| {
+        Ok(AgentReportRow {
+            agent_id: r.get(0)?,
+            name: r.get(1)?,
+            answered: r.get(2)?,
+            talk_ms_total: r.get(3)?,
+            talk_ms_avg: r.get(4)?,
+            scored: r.get(5)?,
+            avg_score: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A group's key: an agent id (`None` for answers without one) or a day.
+type GroupKey = Option<String>;
+
+/// How many answers of each group gave each score.
+type ScoreCounts = HashMap<(GroupKey, u8), u64>;
+
+/// The satisfaction rows grouped by `key_sql` (an expression over `survey`), with the agent
+/// name from `name_sql`; `params` bind ?1 (start), ?2 (end) and whatever else the two use.
+/// The distributions are left empty for [`report_satisfaction`] to size; the counts of each
+/// score come back in the map, by group and score.
+fn satisfaction_rows(
+    conn: &Connection,
+    key_sql: &str,
+    name_sql: &str,
+    params: &[&dyn rusqlite::ToSql],
+) -> Result<(Vec<SatisfactionRow>, ScoreCounts), StoreError> {
+    let range = "at_utc >= ?1 AND at_utc < ?2";
+    let mut grades: HashMap<GroupKey, Vec<(String, u64)>> = HashMap::new();
+    {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {key_sql} AS k, grade, count(*) FROM survey
+             WHERE kind = 'grade' AND {range} GROUP BY k, grade ORDER BY k, grade"
+        ))?;
+        let rows = stmt.query_map(params, |r| Ok((r.get::<_, GroupKey>(0)?, r.get(1)?, r.get(2)?)))?;
+        for row in rows {
+            let (key, grade, n) = row?;
+            grades.entry(key).or_default().push((grade, n));
+        }
+    }
+    let mut scores = ScoreCounts::new();
+    {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {key_sql} AS k, score, count(*) FROM survey
+             WHERE kind = 'score' AND {range} GROUP BY k, score"
+        ))?;
+        let rows =
+            stmt.query_map(params, |r| Ok((r.get::<_, GroupKey>(0)?, r.get::<_, u8>(1)?, r.get(2)?)))?;
+        for row in rows {
+            let (key, score, n) = row?;
+            scores.insert((key, score), n);
+        }
+    }
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {key_sql} AS k, {name_sql}, count(*), count(score), avg(score)
+         FROM survey WHERE {range}
+         GROUP BY k ORDER BY k IS NULL, k"
+    ))?;
+    let rows = stmt.query_map(params, |r| {
+        let key: GroupKey = r.get(0)?;
+        Ok(SatisfactionRow {
+            grades: grades.remove(&key).unwrap_or_default(),
+            name: r.get(1)?,
+            responses: r.get(2)?,
+            scored: r.get(3)?,
+            avg_score: r.get(4)?,
+            distribution: Vec::new(),
+            key,
+        })
+    })?;
+    let rows = rows.collect::<Result<_, _>>()?;
+    Ok((rows, scores))
+}
+
+pub(super) fn report_satisfaction(
+    conn: &mut Connection,
+    period: &ReportPeriod,
+) -> Result<SatisfactionReport, StoreError> {
+    let (start, end, modifier) =
+        (format_utc(period.start()), format_utc(period.end()), offset_modifier(period));
+    let (mut by_agent, agent_scores) = satisfaction_rows(
+        conn,
+        "agent_id",
+        "(SELECT name FROM agents WHERE agents.id = survey.agent_id)",
+        &[&start, &end],
+    )?;
+    let (mut by_day, day_scores) =
+        satisfaction_rows(conn, "date(at_utc, ?3)", "NULL", &[&start, &end, &modifier])?;
+    // Most surveys score 1 to 5; a longer scale in the period widens every distribution
+    // alike, so that the columns line up.
+    let scale = agent_scores.keys().map(|(_, score)| *score).max().unwrap_or(0).max(5);
+    for (rows, scores) in [(&mut by_agent, &agent_scores), (&mut by_day, &day_scores)] {
+        for row in rows.iter_mut() {
+            row.distribution =
+                (1..=scale).map(|s| scores.get(&(row.key.clone(), s)).copied().unwrap_or(0)).collect();
+        }
+    }
+    Ok(SatisfactionReport { scale, by_agent, by_day })
 }

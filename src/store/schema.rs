@@ -18,7 +18,7 @@ use super::StoreError;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The migrations, in order. Never edit a released entry: append a new one.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // Version 1: call detail records, recordings and id sequences.
     "
     CREATE TABLE cdr (
@@ -89,6 +89,73 @@ const MIGRATIONS: &[&str] = &[
         result TEXT NOT NULL CHECK (result IN ('ok', 'denied', 'failed'))
     );
     CREATE INDEX audit_at_utc ON audit (at_utc);
+    ",
+    // Version 3: who handled a call (agent, queue, IVR flow, wait before the answer),
+    // satisfaction surveys, caller lists, voicemail and the keys callers pressed in IVR
+    // flows, for the caller filter, the recordings search and the reports.
+    "
+    ALTER TABLE cdr ADD COLUMN agent_id TEXT;
+    ALTER TABLE cdr ADD COLUMN queue TEXT;
+    -- From the start to the answer, or to the caller hanging up unanswered.
+    ALTER TABLE cdr ADD COLUMN wait_ms INTEGER;
+    ALTER TABLE cdr ADD COLUMN flow TEXT;
+    -- The agents report and the recordings search by agent read one agent's calls in a
+    -- period; the search by caller reads one caller's calls.
+    CREATE INDEX cdr_agent_start ON cdr (agent_id, start_utc) WHERE agent_id IS NOT NULL;
+    CREATE INDEX cdr_caller ON cdr (caller);
+
+    -- One answer to a satisfaction survey: a score (one key, 1 to 9; most surveys use 1 to
+    -- 5) or a named grade.
+    CREATE TABLE survey (
+        id       INTEGER PRIMARY KEY,
+        call_id  TEXT NOT NULL,
+        at_utc   TEXT NOT NULL,
+        agent_id TEXT,
+        queue    TEXT,
+        kind     TEXT NOT NULL CHECK (kind IN ('score', 'grade')),
+        score    INTEGER,
+        grade    TEXT,
+        CHECK ((kind = 'score' AND score BETWEEN 1 AND 9 AND grade IS NULL)
+            OR (kind = 'grade' AND grade IS NOT NULL AND score IS NULL))
+    );
+    CREATE INDEX survey_at_utc ON survey (at_utc);
+    CREATE INDEX survey_call_id ON survey (call_id);
+
+    -- The numbers the caller filter knows: refused (blacklist), served first (vip) or
+    -- greeted as members.
+    CREATE TABLE caller_list (
+        list      TEXT NOT NULL CHECK (list IN ('blacklist', 'vip', 'member')),
+        number    TEXT NOT NULL,
+        note      TEXT,
+        added_utc TEXT NOT NULL,
+        PRIMARY KEY (list, number)
+    ) WITHOUT ROWID;
+    -- Every incoming call looks its caller up in every list.
+    CREATE INDEX caller_list_number ON caller_list (number);
+
+    CREATE TABLE voicemail (
+        id          INTEGER PRIMARY KEY,
+        mailbox     TEXT NOT NULL,
+        call_id     TEXT,
+        caller      TEXT,
+        vocid       TEXT NOT NULL,
+        at_utc      TEXT NOT NULL,
+        duration_ms INTEGER,
+        heard       INTEGER NOT NULL DEFAULT 0 CHECK (heard IN (0, 1))
+    );
+    CREATE INDEX voicemail_mailbox_at ON voicemail (mailbox, at_utc);
+
+    -- Keys a caller pressed in an IVR flow that are kept as evidence (a customer's
+    -- confirmation, say), with the recording of the moment when there is one.
+    CREATE TABLE ivr_input (
+        id      INTEGER PRIMARY KEY,
+        call_id TEXT NOT NULL,
+        at_utc  TEXT NOT NULL,
+        name    TEXT NOT NULL,
+        value   TEXT NOT NULL,
+        vocid   TEXT
+    );
+    CREATE INDEX ivr_input_call_id ON ivr_input (call_id);
     ",
 ];
 

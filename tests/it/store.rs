@@ -59,7 +59,20 @@ fn migrates_an_empty_database() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(tables, ["agents", "audit", "cdr", "recordings", "sequences"]);
+    assert_eq!(
+        tables,
+        [
+            "agents",
+            "audit",
+            "caller_list",
+            "cdr",
+            "ivr_input",
+            "recordings",
+            "sequences",
+            "survey",
+            "voicemail"
+        ]
+    );
     let indexes: i64 = conn
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE type = 'index'
