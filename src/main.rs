@@ -28,8 +28,14 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
-    /// Validates a configuration file and reports every error with file, line and key.
-    Check { file: PathBuf },
+    /// Validates a configuration file (default: the built-in one) and its IVR flows, and
+    /// reports every error with file, line and key.
+    Check {
+        file: Option<PathBuf>,
+        /// The data directory whose prompt sets the flows would use.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Shows the running daemon's card, counters and calls.
     Status {
         #[arg(long)]
@@ -263,16 +269,32 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runtime.block_on(daemon::run(config, data_dir, daemon::shutdown_signal()))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { file } => match Config::load(&file) {
+        Command::Check { file, data_dir } => match file.as_deref().map_or_else(Config::builtin, Config::load)
+        {
             Ok(config) => {
+                let name = file
+                    .as_ref()
+                    .map_or(switchboard::config::DEFAULT_CONFIG_NAME.into(), |f| f.display().to_string());
+                let sets = switchboard::daemon::prompt_set_dir(&paths::data_dir(data_dir));
+                let flows = match switchboard::daemon::load_flows(&config, Some(&sets)) {
+                    Ok(flows) => flows,
+                    Err(errors) => {
+                        for e in &errors {
+                            eprintln!("{e}");
+                        }
+                        eprintln!("{} error(s)", errors.len());
+                        return Ok(ExitCode::from(2));
+                    }
+                };
                 let sim = config.sim();
                 println!(
-                    "{}: ok ({} trunk ports, {} seat ports, {} E1 spans, {} routes)",
-                    file.display(),
+                    "{name}: ok ({} trunk ports, {} seat ports, {} E1 spans, {} routes, {} flows in {})",
                     sim.trunk_ports,
                     sim.seat_ports,
                     sim.e1_spans,
-                    config.calls.routes.len()
+                    config.calls.routes.len(),
+                    flows.flows.len(),
+                    config.ivr.flows.display()
                 );
                 Ok(ExitCode::SUCCESS)
             }

@@ -75,6 +75,19 @@ impl Default for HubSettings {
     }
 }
 
+/// Where a blind transfer sends the caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransferTo {
+    Agent(String),
+    Queue(String),
+    /// An IVR flow; with `back`, the caller comes back to the agent when the flow returns
+    /// (ActID 14, "to automatic").
+    Flow {
+        flow: String,
+        back: bool,
+    },
+}
+
 /// What the hub asks its driver to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HubAction {
@@ -101,13 +114,7 @@ pub enum HubAction {
     /// 15 conference. The driver answers request `id` and reports with [`Hub::consult_flag`].
     Consult { session: SessionId, id: Option<serde_json::Value>, seat: ChannelId, act: i64, agent: String },
     /// Transfer the seat's caller to an agent or a queue; the driver answers request `id`.
-    Transfer {
-        session: SessionId,
-        id: Option<serde_json::Value>,
-        seat: ChannelId,
-        to_agent: Option<String>,
-        to_queue: Option<String>,
-    },
+    Transfer { session: SessionId, id: Option<serde_json::Value>, seat: ChannelId, to: TransferTo },
     /// A supervisor joins the call on `target` from their own seat; the driver answers
     /// request `id` with [`Hub::reply`] and reports the outcome with [`Hub::monitoring`].
     Monitor {
@@ -361,9 +368,18 @@ impl Hub {
                     Ok(HubAction::Consult { session, id, seat, act: *act, agent })
                 })
             }
-            Request::DoAction { act_id: 5, i_param, s_param } => {
-                self.transfer_check(session, *i_param, s_param).map(|(seat, to_agent, to_queue)| {
-                    HubAction::Transfer { session, id, seat, to_agent, to_queue }
+            Request::DoAction { act_id: 5, i_param, s_param } => self
+                .transfer_check(session, *i_param, s_param)
+                .map(|(seat, to)| HubAction::Transfer { session, id, seat, to }),
+            Request::DoAction { act_id: 14, s_param, .. } => {
+                // "To automatic": the caller goes to a flow and comes back to this agent.
+                self.allowed_seat(session, Act::ToIvr).and_then(|i| {
+                    let flow = s_param.trim();
+                    if flow.is_empty() {
+                        return err(ErrorCode::BadRequest, "sParam names the IVR flow");
+                    }
+                    let to = TransferTo::Flow { flow: flow.to_string(), back: true };
+                    Ok(HubAction::Transfer { session, id, seat: self.seats[i].channel, to })
                 })
             }
             Request::DoAction { act_id: 7, i_param, s_param } => self
@@ -498,13 +514,12 @@ impl Hub {
 
     /// Checks a DoAction 5 (blind transfer): iParam 0 to an agent (sParam the agent id), 1 to
     /// a queue (sParam its name).
-    #[allow(clippy::type_complexity)]
     fn transfer_check(
         &mut self,
         session: SessionId,
         i_param: i64,
         s_param: &str,
-    ) -> Result<(ChannelId, Option<String>, Option<String>), (ErrorCode, String)> {
+    ) -> Result<(ChannelId, TransferTo), (ErrorCode, String)> {
         let i = self.allowed_seat(session, Act::BlindTransfer)?;
         let target = s_param.trim();
         if target.is_empty() {
@@ -512,13 +527,14 @@ impl Hub {
         }
         let channel = self.seats[i].channel;
         match i_param {
-            0 => Ok((channel, Some(target.to_string()), None)),
-            1 => Ok((channel, None, Some(target.to_string()))),
-            2 | 3 => err(
-                ErrorCode::NotSupported,
-                "transfers to an IVR flow or an external number are not supported yet",
+            0 => Ok((channel, TransferTo::Agent(target.to_string()))),
+            1 => Ok((channel, TransferTo::Queue(target.to_string()))),
+            2 => Ok((channel, TransferTo::Flow { flow: target.to_string(), back: false })),
+            3 => err(ErrorCode::NotSupported, "transfers to an external number are not supported yet"),
+            _ => err(
+                ErrorCode::BadRequest,
+                format!("iParam {i_param}: 0 to an agent, 1 to a queue, 2 to an IVR flow"),
             ),
-            _ => err(ErrorCode::BadRequest, format!("iParam {i_param}: 0 to an agent, 1 to a queue")),
         }
     }
 
@@ -752,6 +768,7 @@ impl Hub {
             AgentState::Talking => &[
                 Act::Hangup,
                 Act::Hold,
+                Act::ToIvr,
                 Act::BlindTransfer,
                 Act::ConsultTransfer,
                 Act::SendDtmf,
@@ -1090,6 +1107,27 @@ impl Hub {
             self.seats[i].call.get_or_insert(SeatCall { call, tags: Tags::new(), external: true });
         if let Some(v) = vocid {
             seat_call.tags.set(tags::VOCID, v);
+        }
+        let (external, s_param) = (seat_call.external, seat_call.tags.encode());
+        self.set_state(i, AgentState::Talking, "");
+        self.emit(i, EventKind::Talk, i64::from(external), s_param);
+    }
+
+    /// The agent sent their caller to a flow that brings them back: they wait, held.
+    pub fn caller_in_flow(&mut self, seat: ChannelId) {
+        if let Some(i) = self.seat_index(seat) {
+            self.set_state(i, AgentState::Held, "IVR");
+        }
+    }
+
+    /// The caller came back from a flow: Talk again, with the tags the flow set (e.g. the
+    /// result of an in-call check).
+    pub fn caller_returned(&mut self, seat: ChannelId, call: u64, flow_tags: &[(String, String)]) {
+        let Some(i) = self.seat_index(seat) else { return };
+        let seat_call =
+            self.seats[i].call.get_or_insert(SeatCall { call, tags: Tags::new(), external: true });
+        for (name, value) in flow_tags {
+            seat_call.tags.set(name, value.clone());
         }
         let (external, s_param) = (seat_call.external, seat_call.tags.encode());
         self.set_state(i, AgentState::Talking, "");

@@ -94,6 +94,7 @@ impl CallManager {
         self.calls[i].consult = None;
         self.calls[i].held = false;
         self.calls[i].transferred = true;
+        self.calls[i].trunk_up = true;
         self.calls[i].state = CallState::Talking { seat: c.seat };
         self.seats[usize::from(c.seat.0)] = SeatState::Talking(call);
         self.push(Action::Media(EngineCmd::StopPlay { channel: trunk }));

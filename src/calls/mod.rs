@@ -44,6 +44,21 @@ pub struct Route {
     pub overflow: Option<(Duration, usize)>,
     /// A new call finding this many calls already waiting goes straight to the route given.
     pub max_waiting: Option<(usize, usize)>,
+    pub flows: RouteFlows,
+}
+
+/// The IVR flows a route uses.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct RouteFlows {
+    /// Calls go to this flow first instead of ringing seats; `*` lets the flows' `[select]`
+    /// rules choose.
+    pub entry: Option<String>,
+    /// The flow a caller enters when the agent hangs up first (a satisfaction survey).
+    pub after: Option<String>,
+    /// A call that overflows goes to this flow instead of another queue.
+    pub overflow: Option<String>,
+    /// The called number of the route's trunks, for flow selection.
+    pub number: String,
 }
 
 /// Settings of the call model.
@@ -149,6 +164,11 @@ pub enum CallEvent {
     ConsultAnswered { call: CallId, seat: ChannelId },
     /// The consulted seat left the call (cancelled, hung up, or the call ended).
     ConsultEnded { call: CallId, seat: ChannelId },
+    /// The call entered an IVR flow (`*`: the one the route's number and the caller select).
+    /// With `back_to`, a top-level `return` sends the caller back to that seat.
+    FlowEntered { call: CallId, flow: String, back_to: Option<ChannelId> },
+    /// The caller came back from a flow to the agent waiting for them.
+    Returned { call: CallId, seat: ChannelId },
     /// The call ended.
     Ended { call: CallId, disposition: Disposition, cause: &'static str },
 }
@@ -200,6 +220,8 @@ enum CallState {
     Talking { seat: ChannelId },
     /// An outgoing call from a seat that is not answered yet.
     Outbound { seat: ChannelId, phase: OutPhase, deadline: Option<Instant> },
+    /// The trunk is answered and an IVR flow has the caller.
+    Flow,
 }
 
 /// How far an outgoing call has got.
@@ -237,6 +259,13 @@ struct Call {
     transferred: bool,
     /// A consultation with another seat.
     consult: Option<consult::Consult>,
+    /// The trunk is answered (by a flow or an agent before a transfer): no ring bursts come
+    /// any more, and a seat answering does not answer the line again.
+    trunk_up: bool,
+    /// The call's audio is being recorded.
+    recording: bool,
+    /// Higher goes first among the calls waiting on a route (VIP callers).
+    priority: i32,
 }
 
 /// Caller id collected from DTMF on an idle trunk before the first ring
@@ -263,6 +292,9 @@ enum SeatState {
     Monitoring(CallId),
     /// Rung for, or talking in, a consultation about a call.
     Consulting(CallId),
+    /// The agent sent the caller to a flow that brings them back ("to automatic") and holds
+    /// the handset, hearing hold music, until the caller returns.
+    Waiting(CallId),
 }
 
 /// The call model for one card.
@@ -316,11 +348,11 @@ impl CallManager {
             .iter()
             .flat_map(|c| {
                 let ring_gap = match c.state {
-                    CallState::Offered { .. } if !c.transferred => {
+                    CallState::Offered { .. } if !c.trunk_up => {
                         Some(c.last_ring + self.settings.trunk_ring_gap)
                     }
                     CallState::Offered { .. } => None,
-                    CallState::Talking { .. } | CallState::Outbound { .. } => None,
+                    CallState::Talking { .. } | CallState::Outbound { .. } | CallState::Flow => None,
                 };
                 let overflow = match c.state {
                     CallState::Offered { .. } => self
@@ -336,7 +368,7 @@ impl CallManager {
                         [*seat_deadline, overflow].into_iter().flatten().min()
                     }
                     CallState::Outbound { deadline, .. } => *deadline,
-                    CallState::Talking { .. } => None,
+                    CallState::Talking { .. } | CallState::Flow => None,
                 };
                 ring_gap.into_iter().chain(seat)
             })
@@ -362,7 +394,7 @@ impl CallManager {
         self.calls.iter().map(|c| {
             let seat = match c.state {
                 CallState::Talking { seat } | CallState::Outbound { seat, .. } => Some(seat),
-                CallState::Offered { .. } => None,
+                CallState::Offered { .. } | CallState::Flow => None,
             };
             (c.id, c.trunk, seat)
         })
@@ -415,7 +447,7 @@ impl CallManager {
             match &call.state {
                 CallState::Offered { seat_deadline, .. } => {
                     let seat_due = seat_deadline.is_some_and(|d| now >= d);
-                    if !call.transferred && now >= call.last_ring + self.settings.trunk_ring_gap {
+                    if !call.trunk_up && now >= call.last_ring + self.settings.trunk_ring_gap {
                         self.abandon(now, i);
                         continue;
                     }
@@ -513,11 +545,17 @@ impl CallManager {
             .filter(|c| c.route == route && matches!(c.state, CallState::Offered { .. }))
             .count();
         let mut route = route;
+        let mut overflow_flow = None;
         if let Some((limit, target)) = self.settings.routes[route].max_waiting {
             if waiting >= limit && target < self.settings.routes.len() {
                 route = target;
                 let to = self.settings.routes[target].name.clone();
                 self.push(Action::Event(CallEvent::Overflowed { call: id, to }));
+            } else if waiting >= limit {
+                overflow_flow = self.settings.routes[route].flows.overflow.clone();
+                if let Some(flow) = &overflow_flow {
+                    self.push(Action::Event(CallEvent::Overflowed { call: id, to: format!("flow {flow}") }));
+                }
             }
         }
         self.calls.push(Call {
@@ -533,8 +571,15 @@ impl CallManager {
             route_since: now,
             transferred: false,
             consult: None,
+            trunk_up: false,
+            recording: false,
+            priority: 0,
         });
         let i = self.calls.len() - 1;
+        if let Some(flow) = overflow_flow.or_else(|| self.settings.routes[route].flows.entry.clone()) {
+            self.enter_flow(now, i, flow, None);
+            return;
+        }
         self.ring_seats(now, i);
     }
 
@@ -625,7 +670,7 @@ impl CallManager {
                 .iter()
                 .filter_map(|&p| ChannelId::from_port(p))
                 .all(|c| tried.contains(&c) || self.seats.get(usize::from(c.0)) != Some(&SeatState::Idle)),
-            CallState::Talking { .. } | CallState::Outbound { .. } => false,
+            CallState::Talking { .. } | CallState::Outbound { .. } | CallState::Flow => false,
         };
         if all_tried {
             if let CallState::Offered { tried, .. } = &mut self.calls[i].state {
@@ -674,7 +719,15 @@ impl CallManager {
                 self.push(Action::Media(EngineCmd::PlayTone { channel: seat, tone: ProgressTone::Busy }));
                 self.end(now, call.id, Disposition::Answered, cause);
             }
-            CallState::Offered { .. } if call.transferred => {
+            CallState::Flow => {
+                self.release_waiting_agent(call.id);
+                self.push(Action::Media(EngineCmd::StopPlay { channel: call.trunk }));
+                if call.recording {
+                    self.push(Action::StopRecording { call: call.id, channel: call.trunk });
+                }
+                self.end(now, call.id, Disposition::Answered, cause);
+            }
+            CallState::Offered { .. } if call.trunk_up => {
                 self.calls.insert(i, call);
                 self.transferred_caller_left(now, i, cause);
             }
@@ -720,6 +773,10 @@ impl CallManager {
             }
             (LineEvent::OnHook, SeatState::Talking(call)) => {
                 self.seats[index] = SeatState::Idle;
+                if self.agent_left_first(now, call, seat) {
+                    self.offer_waiting(now);
+                    return;
+                }
                 if let Some(i) = self.call_index(call) {
                     let call = self.calls.remove(i);
                     self.stop_hold_music(&call);
@@ -738,6 +795,13 @@ impl CallManager {
                 self.offer_waiting(now);
             }
             (LineEvent::OnHook, SeatState::Monitoring(_)) => self.supervisor_left(now, seat),
+            (LineEvent::OnHook, SeatState::Waiting(call)) => {
+                // The agent gave up waiting: when the flow returns, the caller rings them.
+                self.seats[index] = SeatState::Idle;
+                self.push(Action::Media(EngineCmd::StopPlay { channel: seat }));
+                self.push(Action::Event(CallEvent::TransferredAway { call, seat }));
+                self.offer_waiting(now);
+            }
             (LineEvent::OnHook, SeatState::Released | SeatState::OffHookIdle) => {
                 self.seats[index] = SeatState::Idle;
                 self.push(Action::Media(EngineCmd::StopPlay { channel: seat }));
@@ -745,6 +809,21 @@ impl CallManager {
             }
             _ => {}
         }
+    }
+
+    /// How long a call has been up (for incoming calls: since it was offered).
+    pub fn age(&self, call: CallId, now: Instant) -> Option<Duration> {
+        self.call_index(call).map(|i| now.saturating_duration_since(self.calls[i].offered_at))
+    }
+
+    /// A route's settings.
+    pub fn route(&self, route: usize) -> Option<&Route> {
+        self.settings.routes.get(route)
+    }
+
+    /// The route of that name that rings seats (not one that starts a flow).
+    pub fn route_named(&self, name: &str) -> Option<usize> {
+        self.settings.routes.iter().position(|r| r.name == name && r.flows.entry.is_none())
     }
 
     /// Sets the seats of a route, best first (the ACD's order for a queue).
@@ -775,6 +854,20 @@ impl CallManager {
             }
         }
         self.stop_ringing(i, None);
+        if target >= self.settings.routes.len() {
+            // Overflow to a flow (voicemail, a callback offer).
+            let Some(flow) = self.settings.routes[route].flows.overflow.clone() else {
+                return false;
+            };
+            if self.calls[i].trunk_up {
+                self.push(Action::Media(EngineCmd::StopPlay { channel: self.calls[i].trunk }));
+            }
+            let call = self.calls[i].id;
+            self.push(Action::Event(CallEvent::Overflowed { call, to: format!("flow {flow}") }));
+            self.enter_flow(now, i, flow, None);
+            self.offer_waiting(now);
+            return true;
+        }
         self.calls[i].route = target;
         self.calls[i].route_since = now;
         if let CallState::Offered { tried, .. } = &mut self.calls[i].state {
@@ -853,6 +946,11 @@ impl CallManager {
             return true;
         }
         let Some(SeatState::Talking(call)) = self.seats.get(index).copied() else { return false };
+        if self.agent_left_first(now, call, seat) {
+            self.seats[index] = SeatState::Released;
+            self.push(Action::Media(EngineCmd::PlayTone { channel: seat, tone: ProgressTone::Busy }));
+            return true;
+        }
         let Some(i) = self.call_index(call) else { return false };
         let call = self.calls.remove(i);
         self.stop_hold_music(&call);
@@ -865,9 +963,14 @@ impl CallManager {
         true
     }
 
-    /// Gives calls that wait for a seat another chance after a seat became idle.
+    /// Gives calls that wait for a seat another chance after a seat became idle, the
+    /// highest priority first, then the longest waiting.
     fn offer_waiting(&mut self, now: Instant) {
-        for i in 0..self.calls.len() {
+        let mut order: Vec<usize> = (0..self.calls.len()).collect();
+        order.sort_by_key(|&i| (std::cmp::Reverse(self.calls[i].priority), self.calls[i].offered_at));
+        let ids: Vec<CallId> = order.iter().map(|&i| self.calls[i].id).collect();
+        for id in ids {
+            let Some(i) = self.call_index(id) else { continue };
             if matches!(&self.calls[i].state, CallState::Offered { ringing, .. } if ringing.is_empty()) {
                 if let CallState::Offered { tried, .. } = &mut self.calls[i].state {
                     tried.clear();
@@ -889,14 +992,16 @@ impl CallManager {
         self.seats[usize::from(seat.0)] = SeatState::Talking(call);
         let trunk = self.calls[i].trunk;
         self.calls[i].state = CallState::Talking { seat };
-        if self.calls[i].transferred {
-            // Answered before: stop the hold music; the recording goes on.
+        if self.calls[i].trunk_up {
+            // Answered before (by a flow, or by an agent who transferred): stop the hold music.
             self.push(Action::Media(EngineCmd::StopPlay { channel: trunk }));
         } else {
             self.push(Action::Media(EngineCmd::Line { channel: trunk, command: LineCommand::OffHook }));
-            if self.settings.record {
-                self.push(Action::StartRecording { call, channel: trunk });
-            }
+            self.calls[i].trunk_up = true;
+        }
+        if self.settings.record && !self.calls[i].recording {
+            self.calls[i].recording = true;
+            self.push(Action::StartRecording { call, channel: trunk });
         }
         self.push(Action::Media(EngineCmd::Bridge { a: trunk, b: seat }));
         self.push(Action::Cdr(CdrUpdate::Answer { call, at: now, seat }));
@@ -910,7 +1015,7 @@ impl CallManager {
             c.trunk == channel || matches!(c.state, CallState::Talking { seat } if seat == channel)
         });
         if let Some(call) = call {
-            let (id, talking) = (call.id, matches!(call.state, CallState::Talking { .. }));
+            let (id, talking) = (call.id, matches!(call.state, CallState::Talking { .. } | CallState::Flow));
             if talking {
                 self.push(Action::Event(CallEvent::Digit { call: id, channel, digit }));
             }
@@ -934,6 +1039,7 @@ impl CallManager {
 }
 
 pub mod consult;
+pub mod flows;
 pub mod outbound;
 pub mod supervise;
 pub mod transfer;

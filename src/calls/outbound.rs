@@ -76,6 +76,9 @@ impl CallManager {
             route_since: now,
             transferred: false,
             consult: None,
+            trunk_up: false,
+            recording: false,
+            priority: 0,
         });
         self.push(Action::Cdr(CdrUpdate::Start {
             call: id,
@@ -192,7 +195,9 @@ impl CallManager {
             self.push(Action::Media(EngineCmd::Bridge { a: trunk, b: seat }));
         }
         self.push(Action::Cdr(CdrUpdate::Answer { call: id, at: now, seat }));
+        self.calls[i].trunk_up = true;
         if self.settings.record {
+            self.calls[i].recording = true;
             self.push(Action::StartRecording { call: id, channel: trunk });
         }
         self.push(Action::Event(CallEvent::Answered { call: id, seat }));

@@ -43,6 +43,7 @@ fn manager(strategy: Strategy) -> (CallManager, Instant) {
             strategy,
             overflow: None,
             max_waiting: None,
+            flows: Default::default(),
         }],
         ..CallSettings::default()
     };
@@ -234,6 +235,7 @@ fn seats_freed_by_an_answer_go_to_the_waiting_call() {
             strategy: Strategy::RingAll,
             overflow: None,
             max_waiting: None,
+            flows: Default::default(),
         }],
         ..CallSettings::default()
     };
@@ -354,6 +356,7 @@ fn a_waiting_call_overflows_to_another_route() {
                 strategy: Strategy::Sequential,
                 overflow: Some((Duration::from_secs(30), 1)),
                 max_waiting: None,
+                flows: Default::default(),
             },
             Route {
                 name: "support".into(),
@@ -362,6 +365,7 @@ fn a_waiting_call_overflows_to_another_route() {
                 strategy: Strategy::Sequential,
                 overflow: None,
                 max_waiting: None,
+                flows: Default::default(),
             },
         ],
         ..CallSettings::default()
@@ -398,6 +402,7 @@ fn a_full_queue_sends_new_calls_straight_to_its_overflow() {
                 strategy: Strategy::Sequential,
                 overflow: None,
                 max_waiting: Some((1, 1)),
+                flows: Default::default(),
             },
             Route {
                 name: "support".into(),
@@ -406,6 +411,7 @@ fn a_full_queue_sends_new_calls_straight_to_its_overflow() {
                 strategy: Strategy::Sequential,
                 overflow: None,
                 max_waiting: None,
+                flows: Default::default(),
             },
         ],
         ..CallSettings::default()

@@ -80,6 +80,7 @@ impl CallManager {
         let c = &mut self.calls[i];
         c.held = false;
         c.transferred = true;
+        c.trunk_up = true;
         c.route_since = now;
         c.state = CallState::Offered { ringing: Vec::new(), tried: vec![seat], seat_deadline: None };
         match target {

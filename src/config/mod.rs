@@ -15,7 +15,7 @@ use switchboard_driver_api::{ChannelKind, Law, Pacing};
 use switchboard_driver_sim::SimConfig;
 use toml::Spanned;
 
-use crate::calls::{CallSettings, Route, Strategy};
+use crate::calls::{CallSettings, Route, RouteFlows, Strategy};
 use crate::dsp::tone::{ToneSpec, ToneZone};
 
 /// The configuration used when no file is given: the simulated card.
@@ -79,6 +79,10 @@ struct RawConfig {
     log: RawLog,
     #[serde(default)]
     agent: RawAgent,
+    #[serde(default)]
+    ivr: RawIvr,
+    #[serde(default)]
+    webservice: Vec<Spanned<crate::webservice::ServiceConfig>>,
     /// The tone plan when `engine.tone_zone = "custom"`.
     tones: Option<Spanned<RawTones>>,
 }
@@ -226,11 +230,58 @@ struct RawRoute {
     /// Fixed seats, or...
     #[serde(default)]
     seats: Option<Spanned<Vec<Spanned<u16>>>>,
-    /// ...a queue of agents.
+    /// ...a queue of agents, or...
     #[serde(default)]
     queue: Option<Spanned<String>>,
+    /// ...an IVR flow (`*`: the flow whose `[select]` matches).
+    #[serde(default)]
+    flow: Option<Spanned<String>>,
+    /// The called number of these trunks, for flow selection (default: the route's name).
+    #[serde(default)]
+    number: Option<String>,
     #[serde(default)]
     strategy: Strategy,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawIvr {
+    flows: String,
+    prompts: String,
+    lang: Spanned<String>,
+    utc_offset: Spanned<String>,
+    tts: Spanned<String>,
+    retention_days: u32,
+}
+
+impl Default for RawIvr {
+    fn default() -> Self {
+        RawIvr {
+            flows: "flows".into(),
+            prompts: "flows/prompts".into(),
+            lang: Spanned::new(0..0, "en".into()),
+            utc_offset: Spanned::new(0..0, "+00:00".into()),
+            tts: Spanned::new(0..0, "espeak-ng".into()),
+            retention_days: 0,
+        }
+    }
+}
+
+/// Settings of the IVR.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IvrConfig {
+    /// The directory of flow files. Relative paths in a configuration file are taken from
+    /// the file's directory; in the built-in configuration, from the working directory.
+    pub flows: std::path::PathBuf,
+    /// Where relative prompt file names in flows are looked up.
+    pub prompts: std::path::PathBuf,
+    pub lang: crate::ivr::Lang,
+    /// Local time for schedules, as an offset from UTC (appliances often keep UTC).
+    pub utc_offset: time::UtcOffset,
+    /// The TTS engine: `espeak-ng`, or `none` (flows that speak text are then refused).
+    pub tts: Option<String>,
+    /// Recordings older than this many days are deleted (0: kept).
+    pub retention_days: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -247,6 +298,9 @@ struct RawQueue {
     overflow_max_waiting: Option<usize>,
     #[serde(default)]
     overflow_to: Option<Spanned<String>>,
+    /// The flow callers enter when the agent hangs up first (a satisfaction survey).
+    #[serde(default)]
+    survey: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -324,6 +378,8 @@ pub struct Config {
     pub queues: Vec<crate::acd::QueueConfig>,
     pub log_level: String,
     pub agent: AgentConfig,
+    pub ivr: IvrConfig,
+    pub webservices: Vec<crate::webservice::ServiceConfig>,
 }
 
 impl Config {
@@ -344,7 +400,14 @@ impl Config {
                 message: format!("cannot read the file: {e}"),
             }])
         })?;
-        Config::parse(&text, &name)
+        let mut config = Config::parse(&text, &name)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [&mut config.ivr.flows, &mut config.ivr.prompts] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        Ok(config)
     }
 
     /// Parses and validates configuration text; `file` names it in errors.
@@ -508,9 +571,12 @@ fn validate(
             list.get_ref().iter().map(|p| *p.get_ref()).collect::<Vec<u16>>()
         };
         let trunks = check_ports(&r.trunks, "trunks", &[ChannelKind::FxoTrunk]);
-        let seats = match (&r.seats, &r.queue) {
-            (Some(seats), None) => check_ports(seats, "seats", &[ChannelKind::FxsSeat, ChannelKind::Sound]),
-            (None, Some(queue)) => {
+        let seats = match (&r.seats, &r.queue, &r.flow) {
+            (Some(seats), None, None) => {
+                check_ports(seats, "seats", &[ChannelKind::FxsSeat, ChannelKind::Sound])
+            }
+            (None, None, Some(_)) => Vec::new(),
+            (None, Some(queue), None) => {
                 if !raw.queue.iter().any(|q| q.name.get_ref() == queue.get_ref()) {
                     errors.push(at(
                         span_of(queue.span()),
@@ -524,7 +590,7 @@ fn validate(
                 errors.push(at(
                     span_of(r.trunks.span()),
                     format!("route[{i}]"),
-                    "a route has either `seats` or `queue`".into(),
+                    "a route has one of `seats`, `queue` or `flow`".into(),
                 ));
                 Vec::new()
             }
@@ -548,6 +614,11 @@ fn validate(
                 strategy: r.strategy,
                 overflow: None,
                 max_waiting: None,
+                flows: RouteFlows {
+                    entry: r.flow.as_ref().map(|f| f.get_ref().clone()),
+                    number: r.number.clone().unwrap_or_else(|| r.name.clone()),
+                    ..RouteFlows::default()
+                },
             });
         }
     }
@@ -591,7 +662,10 @@ fn validate(
             (None, None) => None,
             (None, Some(_)) if q.overflow_max_waiting.is_some() => None,
             (Some(after), Some(to)) => {
-                if !raw.queue.iter().any(|o| o.name.get_ref() == to.get_ref()) || to.get_ref() == &name {
+                let queue_named = raw.queue.iter().any(|o| o.name.get_ref() == to.get_ref());
+                if to.get_ref().starts_with("flow:") {
+                    // A flow: checked against the flow files when they are loaded.
+                } else if !queue_named || to.get_ref() == &name {
                     errors.push(at(
                         span_of(to.span()),
                         key("overflow_to"),
@@ -627,6 +701,17 @@ fn validate(
         } else {
             Strategy::Sequential
         };
+        let number = raw
+            .route
+            .iter()
+            .find(|r| r.queue.as_ref().is_some_and(|n| n.get_ref() == &name))
+            .map(|r| r.number.clone().unwrap_or_else(|| r.name.clone()))
+            .unwrap_or_default();
+        let overflow_flow = q
+            .overflow_to
+            .as_ref()
+            .and_then(|t| t.get_ref().strip_prefix("flow:"))
+            .map(|f| f.trim().to_string());
         routes.push(Route {
             name: name.clone(),
             trunks,
@@ -634,20 +719,26 @@ fn validate(
             strategy,
             overflow: None,
             max_waiting: None,
+            flows: RouteFlows { entry: None, after: q.survey.clone(), overflow: overflow_flow, number },
         });
         queues.push(crate::acd::QueueConfig { name, strategy: q.strategy, members, overflow, max_waiting });
     }
     // Overflow targets, as route indices.
     let fixed = routes.len() - queues.len();
     for (qi, q) in queues.iter().enumerate() {
+        // A flow as the target is an index past the routes; the route names the flow.
         if let Some((after, to)) = &q.overflow {
             if let Some(target) = queues.iter().position(|o| &o.name == to) {
                 routes[fixed + qi].overflow = Some((*after, fixed + target));
+            } else if to.starts_with("flow:") {
+                routes[fixed + qi].overflow = Some((*after, usize::MAX));
             }
         }
         if let Some((limit, to)) = &q.max_waiting {
             if let Some(target) = queues.iter().position(|o| &o.name == to) {
                 routes[fixed + qi].max_waiting = Some((*limit, fixed + target));
+            } else if to.starts_with("flow:") {
+                routes[fixed + qi].max_waiting = Some((*limit, usize::MAX));
             }
         }
     }
@@ -742,6 +833,56 @@ fn validate(
         max_sessions: *a.max_sessions.get_ref(),
     };
 
+    let ivr = &raw.ivr;
+    let lang = crate::ivr::Lang::parse(ivr.lang.get_ref()).unwrap_or_else(|| {
+        errors.push(at(span_of(ivr.lang.span()), "ivr.lang".into(), "use \"en\" or \"zh\"".into()));
+        crate::ivr::Lang::En
+    });
+    let utc_offset = parse_offset(ivr.utc_offset.get_ref()).unwrap_or_else(|| {
+        errors.push(at(
+            span_of(ivr.utc_offset.span()),
+            "ivr.utc_offset".into(),
+            format!("`{}` is not an offset like +08:00", ivr.utc_offset.get_ref()),
+        ));
+        time::UtcOffset::UTC
+    });
+    let tts = match ivr.tts.get_ref().as_str() {
+        "none" => None,
+        "espeak-ng" => Some("espeak-ng".to_string()),
+        other => {
+            errors.push(at(
+                span_of(ivr.tts.span()),
+                "ivr.tts".into(),
+                format!("unknown TTS engine `{other}`: use \"espeak-ng\" or \"none\""),
+            ));
+            None
+        }
+    };
+    let ivr = IvrConfig {
+        flows: ivr.flows.clone().into(),
+        prompts: ivr.prompts.clone().into(),
+        lang,
+        utc_offset,
+        tts,
+        retention_days: ivr.retention_days,
+    };
+    let mut webservices = Vec::new();
+    for (i, w) in raw.webservice.iter().enumerate() {
+        if let Err(problems) = w.get_ref().validate() {
+            for p in problems {
+                errors.push(at(span_of(w.span()), format!("webservice[{i}].{}", p.key), p.message));
+            }
+        }
+        if raw.webservice[..i].iter().any(|o| o.get_ref().name == w.get_ref().name) {
+            errors.push(at(
+                span_of(w.span()),
+                format!("webservice[{i}].name"),
+                format!("web service {:?} is defined twice", w.get_ref().name),
+            ));
+        }
+        webservices.push(w.get_ref().clone());
+    }
+
     let level = raw.log.level.get_ref().to_ascii_lowercase();
     if !["error", "warn", "info", "debug", "trace"].contains(&level.as_str()) {
         errors.push(at(
@@ -779,7 +920,27 @@ fn validate(
         },
         log_level: level,
         agent,
+        ivr,
+        webservices,
     })
+}
+
+/// Parses `+08:00`, `-05:00` or `Z`.
+fn parse_offset(s: &str) -> Option<time::UtcOffset> {
+    if s == "Z" || s == "UTC" {
+        return Some(time::UtcOffset::UTC);
+    }
+    let (sign, rest) = match s.as_bytes().first()? {
+        b'+' => (1i8, &s[1..]),
+        b'-' => (-1i8, &s[1..]),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':')?;
+    let (h, m): (i8, i8) = (h.parse().ok()?, m.parse().ok()?);
+    if !(0..=14).contains(&h) || !(0..60).contains(&m) {
+        return None;
+    }
+    time::UtcOffset::from_hms(sign * h, sign * m, 0).ok()
 }
 
 #[cfg(test)]
@@ -790,8 +951,17 @@ mod tests {
     fn builtin_default_is_valid() {
         let c = Config::builtin().unwrap();
         assert_eq!(c.sim().trunk_ports, 4);
-        assert_eq!(c.calls.routes.len(), 1);
-        assert_eq!(c.calls.routes[0].seats, vec![5, 6, 7, 8, 9, 10, 11, 12]);
+        // The hotline (a flow), reception (seats), and one route per queue.
+        let names: Vec<&str> = c.calls.routes.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["hotline", "reception", "sales", "support", "complaints"]);
+        assert_eq!(c.calls.routes[0].flows.entry.as_deref(), Some("*"));
+        assert_eq!(c.calls.routes[0].flows.number, "8000");
+        assert_eq!(c.calls.routes[1].seats, vec![5, 6, 7, 8, 9, 10, 11, 12]);
+        assert_eq!(c.calls.routes[2].flows.after.as_deref(), Some("survey"));
+        assert_eq!(c.calls.routes[2].flows.overflow.as_deref(), Some("voicemail"));
+        assert_eq!(c.calls.routes[2].overflow, Some((Duration::from_secs(120), usize::MAX)));
+        assert_eq!(c.ivr.utc_offset, time::UtcOffset::from_hms(8, 0, 0).unwrap());
+        assert_eq!(c.webservices.len(), 2);
     }
 
     #[test]

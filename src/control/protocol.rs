@@ -109,6 +109,17 @@ impl Response {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Notice {
+    /// A call entered an IVR flow.
+    FlowEntered {
+        call: String,
+        flow: String,
+    },
+    /// A flow started playing something to the caller: the prompt file's name, `set:LANG:ITEM`
+    /// for a prompt-set item, or `tts:TEXT`.
+    PromptPlayed {
+        call: String,
+        prompt: String,
+    },
     CallOffered {
         call: String,
         trunk: u16,
@@ -198,7 +209,9 @@ impl Notice {
             | Notice::Consult { call, .. }
             | Notice::Recording { call, .. }
             | Notice::Digit { call, .. }
-            | Notice::CallEnded { call, .. } => Some(call),
+            | Notice::CallEnded { call, .. }
+            | Notice::FlowEntered { call, .. }
+            | Notice::PromptPlayed { call, .. } => Some(call),
             Notice::Far { .. } | Notice::Monitor { .. } => None,
         }
     }

@@ -13,6 +13,10 @@ use time::OffsetDateTime;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
+mod ivr;
+
+pub use self::ivr::{load_flows, prompt_set_dir};
+
 use super::control_server;
 use super::DaemonError;
 use crate::agent::hub::{Hub, HubAction, HubSettings, SessionId};
@@ -92,6 +96,15 @@ pub(super) struct Running {
 }
 
 struct Core {
+    ivr: ivr::Ivr,
+    /// Flows entered and keys pressed in flows, queued by call events for `ivr_work`.
+    flow_queue: std::collections::VecDeque<(CallId, String, Option<ChannelId>)>,
+    ivr_inbox: std::collections::VecDeque<(CallId, crate::ivr::Input)>,
+    /// Plays waiting for TTS, by call.
+    pending_speech: HashMap<CallId, Vec<crate::ivr::Speak>>,
+    /// The last agent who talked with a call and the last queue it was in (for surveys).
+    last_agent: HashMap<CallId, String>,
+    last_queue: HashMap<CallId, String>,
     info: CardInfo,
     engine: EngineHandle,
     far: FarEndHandle,
@@ -171,7 +184,8 @@ impl Running {
             let _ = done_tx.send(done);
         })?;
 
-        let prompts = Arc::new(Prompts { audio: vec![media::hold_music()] });
+        let prompts = Arc::new(Prompts::from_audio(vec![media::hold_music()], ivr::PROMPT_SLOTS));
+        let ivr = ivr::Ivr::start(&config, data_dir, prompts.clone()).await.map_err(DaemonError::Flows)?;
         let engine_config = EngineConfig {
             tone_zone: zone,
             echo_canceller: config.echo_canceller,
@@ -235,6 +249,12 @@ impl Running {
         );
         info!("control socket {}", socket.display());
         let mut core = Core {
+            ivr,
+            flow_queue: Default::default(),
+            ivr_inbox: Default::default(),
+            pending_speech: HashMap::new(),
+            last_agent: HashMap::new(),
+            last_queue: HashMap::new(),
             info,
             engine,
             far: far_handle,
@@ -297,6 +317,10 @@ impl Running {
                 Some(req) = requests.recv() => core.handle_request(req).await,
                 Some(done) = core.rec_done.recv() => core.recording_done(done),
                 Some(msg) = agent_rx.recv() => core.agent_msg(msg).await,
+                Some(done) = core.ivr.done_rx.recv() => {
+                    core.ivr_done(done).await;
+                    core.ivr_work().await;
+                }
             }
         }
 
@@ -480,23 +504,35 @@ impl Core {
                     };
                     self.hub.reply(session, id, reply);
                 }
-                HubAction::Transfer { session, id, seat, to_agent, to_queue } => {
+                HubAction::Transfer { session, id, seat, to } => {
+                    use crate::agent::hub::TransferTo;
                     use crate::calls::transfer::TransferTarget;
-                    let target = match (&to_agent, &to_queue) {
-                        (Some(agent), _) => match self.hub.agent_seats().get(agent.as_str()) {
-                            Some(s) => Ok(TransferTarget::Seat(*s)),
+                    let target = match &to {
+                        TransferTo::Agent(agent) => match self.hub.agent_seats().get(agent.as_str()) {
+                            Some(s) => Ok(Some(TransferTarget::Seat(*s))),
                             None => Err(format!("agent {agent} is not logged in on a seat")),
                         },
-                        (None, Some(queue)) => {
+                        TransferTo::Queue(queue) => {
                             match self.acd.queues().iter().position(|q| &q.name == queue) {
-                                Some(q) => Ok(TransferTarget::Route(self.queue_base + q)),
+                                Some(q) => Ok(Some(TransferTarget::Route(self.queue_base + q))),
                                 None => Err(format!("no queue is named {queue:?}")),
                             }
                         }
-                        (None, None) => Err("no target".to_string()),
+                        TransferTo::Flow { flow, .. } if self.ivr.flows.get(flow).is_none() => {
+                            Err(format!("no IVR flow is named {flow:?}"))
+                        }
+                        TransferTo::Flow { .. } => Ok(None),
                     };
                     let reply = target
-                        .and_then(|t| self.calls.transfer(now, seat, t).map_err(|e| e.to_string()))
+                        .and_then(|t| match (t, &to) {
+                            (Some(t), _) => self.calls.transfer(now, seat, t).map_err(|e| e.to_string()),
+                            (None, TransferTo::Flow { flow, back }) => self
+                                .calls
+                                .transfer_to_flow(now, seat, flow, *back)
+                                .map(|_| ())
+                                .map_err(|e| e.to_string()),
+                            (None, _) => Err("no target".to_string()),
+                        })
                         .map(|()| json!(null))
                         .map_err(|m| {
                             (crate::agent::protocol::ErrorCode::NotAllowed, format!("cannot transfer: {m}"))
@@ -644,7 +680,10 @@ impl Core {
                     None
                 }
                 EngineEvent::DtmfSent { channel } => Some(Input::DtmfSent { channel }),
-                EngineEvent::PlayDone { .. } => None,
+                EngineEvent::PlayDone { channel } => {
+                    self.ivr_play_done(channel).await;
+                    None
+                }
             };
             if let Some(input) = input {
                 self.calls.handle(now, input);
@@ -656,6 +695,8 @@ impl Core {
             self.calls.handle_timeout(now);
             self.apply_actions().await;
         }
+        self.ivr_timers(now).await;
+        self.ivr_work().await;
         if self.hub.poll_timeout().is_some_and(|t| t <= now) {
             self.hub.handle_timeout(now);
             self.apply_hub_actions().await;
@@ -926,6 +967,9 @@ impl Core {
                 let id = self.call_id(call);
                 info!("call {id}: ringing seat {seat}");
                 let mut t = Tags::new();
+                for (name, value) in self.flow_tags(call) {
+                    t.set(&name, value);
+                }
                 let (caller, outbound) =
                     self.records.get(&call).map(|r| (r.caller.clone(), r.outbound)).unwrap_or_default();
                 t.set(tags::CALLERID, caller);
@@ -1004,6 +1048,21 @@ impl Core {
                 if let Some(agent) = self.hub.agent_on(seat).map(str::to_string) {
                     let queue = self.queue_of(call);
                     self.acd.answered(&agent, queue);
+                    let queue_name = queue.map(|q| self.acd.queues()[q].name.clone());
+                    if let Some(q) = &queue_name {
+                        self.last_queue.insert(call, q.clone());
+                    }
+                    if let Some(r) = self.records.get(&call) {
+                        self.persist(
+                            "the call's agent",
+                            self.store.cdr_set_agent(&r.call_id, &agent, queue_name.as_deref()),
+                        );
+                        if let Some(wait) = self.calls.age(call, Instant::now()) {
+                            let ms = wait.as_millis().min(u128::from(u64::MAX)) as u64;
+                            self.persist("the call's wait", self.store.cdr_set_wait(&r.call_id, ms));
+                        }
+                    }
+                    self.last_agent.insert(call, agent);
                 }
                 let vocid = self.records.get(&call).and_then(|r| r.vocid.clone());
                 self.hub.answered(seat, call.0, vocid.as_deref());
@@ -1017,9 +1076,28 @@ impl Core {
                         self.hub.dtmf(seat, digit);
                     }
                 }
+                if self.calls.is_in_flow(call) {
+                    self.ivr_inbox.push_back((call, crate::ivr::Input::Digit(digit)));
+                }
                 Notice::Digit { call: id, port: channel.port(), digit }
             }
+            CallEvent::FlowEntered { call, flow, back_to } => {
+                // The flow_entered notice follows once the flow is chosen.
+                self.flow_queue.push_back((call, flow, back_to));
+                if let Some(seat) = back_to {
+                    self.hub.caller_in_flow(seat);
+                }
+                return;
+            }
+            CallEvent::Returned { call, seat } => {
+                let id = self.call_id(call);
+                info!("call {id}: back from the flow to {seat}");
+                let tags = self.flow_tags(call);
+                self.hub.caller_returned(seat, call.0, &tags);
+                Notice::CallAnswered { call: id, seat: seat.port() }
+            }
             CallEvent::Ended { call, disposition, cause } => {
+                self.flow_ended(call);
                 let record = self.records.remove(&call);
                 let id = record.as_ref().map(|r| r.call_id.clone()).unwrap_or_else(|| format!("X{}", call.0));
                 let vocid = record.and_then(|r| r.vocid);
@@ -1220,6 +1298,7 @@ impl Core {
                 "files_failed": self.rec_stats.files_failed(),
             },
             "sim_reports_dropped": self.far.dropped.load(std::sync::atomic::Ordering::Relaxed),
+            "ivr": self.ivr_status(),
         })
     }
 }
@@ -1288,5 +1367,9 @@ fn cdr_json(c: &store::Cdr) -> serde_json::Value {
         "vocid": c.vocid,
         "duration_ms": c.duration_ms,
         "talk_ms": c.talk_ms,
+        "agent_id": c.agent_id,
+        "queue": c.queue,
+        "wait_ms": c.wait_ms,
+        "flow": c.flow,
     })
 }

@@ -12,6 +12,8 @@
 mod control_server;
 mod core;
 
+pub use self::core::{load_flows, prompt_set_dir};
+
 use std::future::Future;
 use std::path::{Path, PathBuf};
 
@@ -38,6 +40,8 @@ pub enum DaemonError {
     Engine(#[from] crate::media::SpawnError),
     #[error("cannot listen for agents on {addr}: {source}")]
     AgentPort { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("the IVR flows cannot be used:\n{0}")]
+    Flows(String),
 }
 
 /// Sets up logging to stderr (journald picks it up under systemd). `RUST_LOG` overrides the

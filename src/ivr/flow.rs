@@ -17,30 +17,7 @@ use super::schedule::Schedule;
 use super::template::Template;
 use crate::config::{line_col, ConfigError};
 
-/// A language of the prompt sets and TTS voices.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub enum Lang {
-    #[default]
-    En,
-    Zh,
-}
-
-impl Lang {
-    pub fn parse(s: &str) -> Option<Lang> {
-        match s {
-            "en" => Some(Lang::En),
-            "zh" => Some(Lang::Zh),
-            _ => None,
-        }
-    }
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Lang::En => "en",
-            Lang::Zh => "zh",
-        }
-    }
-}
+pub use crate::speech::Lang;
 
 /// How a value is read out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -644,7 +621,7 @@ pub fn compile(text: &str, file: &Path, ctx: &Context) -> Result<Flow, Vec<Confi
         nodes,
         select,
     };
-    if c.errors.is_empty() {
+    if start.is_some() {
         graph_checks(&flow, &mut c, &raw);
     }
     if c.errors.is_empty() {
@@ -1081,15 +1058,17 @@ impl Compiler<'_> {
                     }
                     (s, None) => {
                         let max = s.as_ref().map(|v| *v.get_ref()).unwrap_or(5);
-                        if !(2..=9).contains(&max) {
+                        if !(2..=5).contains(&max) {
                             self.err(
                                 s.as_ref().map(|v| v.span()),
                                 &k("scale"),
-                                format!("{max} is out of range: use 2-9"),
+                                format!(
+                                    "{max} is out of range: use 2-5 (the reports average scores of 1 to 5)"
+                                ),
                             );
                         }
                         let below = r.unhappy_below.as_ref().map(|v| *v.get_ref()).unwrap_or(0);
-                        SurveyScale::Score { max: max.clamp(2, 9) as u8, unhappy_below: below.min(9) as u8 }
+                        SurveyScale::Score { max: max.clamp(2, 5) as u8, unhappy_below: below.min(5) as u8 }
                     }
                 };
                 NodeKind::Survey {

@@ -79,11 +79,52 @@ pub fn hold_music() -> Box<[i16]> {
     out.into_boxed_slice()
 }
 
-/// Prompts decoded to linear 8 kHz audio before the engine starts. The engine only reads
-/// them; the control plane keeps the table alive, so the real-time thread never frees one.
-#[derive(Debug, Default)]
+/// The prompt bank: linear 8 kHz audio in a fixed number of slots, each filled once by the
+/// control plane (prompt files when flows load, TTS renderings when a call needs one) and
+/// then only read. The engine reads a slot with one atomic load and never frees one: the
+/// control plane keeps the bank alive, so the real-time thread neither locks nor frees.
+#[derive(Debug)]
 pub struct Prompts {
-    pub audio: Vec<Box<[i16]>>,
+    slots: Box<[std::sync::OnceLock<Box<[i16]>>]>,
+}
+
+impl Default for Prompts {
+    fn default() -> Self {
+        Prompts::with_capacity(1)
+    }
+}
+
+impl Prompts {
+    /// A bank of `n` empty slots.
+    pub fn with_capacity(n: usize) -> Prompts {
+        Prompts { slots: (0..n.max(1)).map(|_| std::sync::OnceLock::new()).collect() }
+    }
+
+    /// A bank whose first slots hold `audio`.
+    pub fn from_audio(audio: Vec<Box<[i16]>>, capacity: usize) -> Prompts {
+        let bank = Prompts::with_capacity(capacity.max(audio.len()));
+        for (slot, a) in bank.slots.iter().zip(audio) {
+            let _ = slot.set(a);
+        }
+        bank
+    }
+
+    /// Fills slot `id` once; the audio comes back if the slot is full or does not exist.
+    pub fn set(&self, id: PromptId, audio: Box<[i16]>) -> Result<(), Box<[i16]>> {
+        match self.slots.get(usize::from(id.0)) {
+            Some(slot) => slot.set(audio),
+            None => Err(audio),
+        }
+    }
+
+    /// The audio in a slot, if it is filled.
+    pub fn get(&self, index: usize) -> Option<&[i16]> {
+        self.slots.get(index).and_then(|s| s.get()).map(|a| &a[..])
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
 }
 
 /// A command from the control plane to the engine.
@@ -390,7 +431,7 @@ impl<C: Card> Engine<C> {
                     generator.fill(&mut out);
                 }
                 Play::Prompt { index, position, repeat } => {
-                    let audio = self.prompts.audio.get(*index).map(|a| &a[..]).unwrap_or(&[]);
+                    let audio = self.prompts.get(*index).unwrap_or(&[]);
                     let mut written = 0;
                     while written < BLOCK_SAMPLES && !audio.is_empty() {
                         let n = (BLOCK_SAMPLES - written).min(audio.len() - *position);
@@ -500,7 +541,7 @@ impl<C: Card> Engine<C> {
                 }
             }
             EngineCmd::PlayPrompt { prompt, repeat, .. } => {
-                if usize::from(prompt.0) < self.prompts.audio.len() {
+                if self.prompts.get(usize::from(prompt.0)).is_some() {
                     self.chans[i].play = Play::Prompt { index: usize::from(prompt.0), position: 0, repeat };
                 } else {
                     self.emit(EngineEvent::CommandFailed { channel, reason: "no such prompt" });

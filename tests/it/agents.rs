@@ -77,8 +77,8 @@ async fn an_agent_gets_ring_talk_with_vocid_dtmf_hangup_and_wrap_up() {
     let vocid = tags.get("VOCID").expect("Talk carries the VOCID").to_string();
     assert_eq!(
         a.action_enables().await.unwrap(),
-        (1 << 2) | (1 << 3) | (1 << 5) | (1 << 6) | (1 << 10) | (1 << 16),
-        "talking: hang up, hold, transfer, consult, send DTMF, message"
+        (1 << 2) | (1 << 3) | (1 << 5) | (1 << 6) | (1 << 10) | (1 << 14) | (1 << 16),
+        "talking: hang up, hold, transfer, consult, send DTMF, to IVR, message"
     );
     let dtmf = a.wait_for(EventKind::Dtmf).await.unwrap();
     assert_eq!(dtmf.s_param, "5");

@@ -38,7 +38,7 @@ fn rig(echo: bool) -> Rig {
     let (rec_tx, rec_rx) = rtrb::RingBuffer::new(10_000);
     // A 300 ms prompt: a 1 kHz square-ish wave.
     let prompt: Box<[i16]> = (0..2400).map(|i| if (i / 4) % 2 == 0 { 4000 } else { -4000 }).collect();
-    let prompts = Arc::new(Prompts { audio: vec![prompt] });
+    let prompts = Arc::new(Prompts::from_audio(vec![prompt], 1));
     let config = EngineConfig { echo_canceller: echo, realtime: false, ..EngineConfig::default() };
     let (engine, ends) = Engine::new(card, &config, prompts, Some(rec_tx));
     Rig { engine, ends, far: far_handle, rec: rec_rx }

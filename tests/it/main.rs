@@ -8,6 +8,7 @@ mod dsp;
 mod e2e;
 mod engine;
 mod harness;
+mod ivr;
 mod reports;
 mod store;
 

@@ -111,7 +111,7 @@ fn an_agent_opens_a_seat_and_gets_ring_talk_hangup_and_wrap_up() {
     assert_eq!(ev.last().unwrap().event, EventKind::Talk);
     assert_eq!(ev.last().unwrap().s_param, "CALLERID:83366857|TTYPE:2|VOCID:20261124080412-000017|");
     let mask = t.req(1, Request::GetActionEnables {})["result"]["mask"].as_u64().unwrap();
-    assert_eq!(mask, (1 << 2) | (1 << 3) | (1 << 5) | (1 << 6) | (1 << 10) | (1 << 16));
+    assert_eq!(mask, (1 << 2) | (1 << 3) | (1 << 5) | (1 << 6) | (1 << 10) | (1 << 14) | (1 << 16));
 
     t.hub.ended(t.now, 7, "caller hung up");
     let ev = T::events(&t.drain(), 1);
