@@ -469,3 +469,290 @@ pub fn agents(agents: u16, calls_per_second: f64, seconds: f64) -> Result<()> {
         })
     }
 }
+
+/// Call set-ups through a realistic flow: the caller types a menu key during the welcome,
+/// the flow asks a web service (served here, on loopback) and queues the call, a seat
+/// answers. Measures set-ups per second, set-up time, calls up at once and the engine's
+/// deadline misses. The card runs in real time by default, because only then are deadlines
+/// counted; `free_running` measures the control plane's ceiling instead.
+pub fn ivr(calls_per_second: f64, seconds: f64, free_running: bool) -> Result<()> {
+    use std::io::{BufRead, BufReader, Write};
+
+    // Each call holds its trunk about 4 s (caller id before the ring, the flow, 1.5 s with
+    // the agent, the release); trunks are reused round robin with time to spare.
+    let trunks = ((calls_per_second * 6.0).ceil() as u16).clamp(8, 1400);
+    let seats = ((calls_per_second * 1.6).ceil() as u16).clamp(4, 800);
+    let dir = std::env::temp_dir().join(format!("switchboard-bench-ivr-{}", std::process::id()));
+    let flows = dir.join("flows");
+    std::fs::create_dir_all(flows.join("prompts"))?;
+    for (name, freq, ms) in [("welcome.wav", 500.0f32, 400usize), ("menu.wav", 650.0, 300)] {
+        let n = ms * 8;
+        let samples: Vec<i16> = (0..n)
+            .map(|i| ((i as f32 * freq * std::f32::consts::TAU / 8000.0).sin() * 6000.0) as i16)
+            .collect();
+        let mut w = crate::audio::wav::WavWriter::create(&flows.join("prompts").join(name))?;
+        w.write(&samples)?;
+        w.finish()?;
+    }
+    std::fs::write(
+        flows.join("bench.toml"),
+        r#"
+start = "welcome"
+[select]
+called = ["8000"]
+[node.welcome]
+type = "play"
+play = ["welcome.wav"]
+next = "menu"
+[node.menu]
+type = "menu"
+play = ["menu.wav"]
+keys = { "1" = "lookup" }
+fail = "hangup"
+[node.lookup]
+type = "webservice"
+service = "crm"
+tags = { Level = "${level}" }
+next = "queue"
+fail = "queue"
+[node.queue]
+type = "queue"
+queue = "agents"
+"#,
+    )?;
+
+    // The customer's web service.
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let web = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let web_addr = web.local_addr()?;
+    runtime.spawn(async move {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+        while let Ok((stream, _)) = web.accept().await {
+            tokio::spawn(async move {
+                let (r, mut w) = stream.into_split();
+                let mut r = tokio::io::BufReader::new(r);
+                loop {
+                    let mut length = 0usize;
+                    let mut line = String::new();
+                    if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    loop {
+                        line.clear();
+                        if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    if r.read_exact(&mut body).await.is_err() {
+                        return;
+                    }
+                    let answer = "{\"level\":\"gold\"}";
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                    if w.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+
+    let list = |a: u16, b: u16| (a..=b).map(|p| p.to_string()).collect::<Vec<_>>().join(", ");
+    let config = format!(
+        "[card]\ndriver = \"sim\"\n[sim]\ntrunk_ports = {trunks}\nseat_ports = {seats}\nseat_answer_delay_ms = 200\n\
+         pacing = \"{}\"\n[engine]\nrealtime_priority = 50\n[calls]\nrecord = false\n\
+         [[route]]\nname = \"hotline\"\ntrunks = [{}]\nnumber = \"8000\"\nflow = \"*\"\n\
+         [[route]]\nname = \"agents\"\ntrunks = []\nseats = [{}]\nstrategy = \"round-robin\"\n\
+         [ivr]\nflows = \"flows\"\nprompts = \"flows/prompts\"\ntts = \"none\"\n\
+         [[webservice]]\nname = \"crm\"\nkind = \"json\"\nurl = \"http://{web_addr}/crm\"\n\
+         params = {{ caller = \"${{caller}}\" }}\nresults = {{ level = \"/level\" }}\ntimeout_ms = 2000\n\
+         [agent]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n",
+        if free_running { "free-running" } else { "realtime" },
+        list(1, trunks),
+        list(trunks + 1, trunks + seats),
+    );
+    let config_path = dir.join("bench.toml");
+    std::fs::write(&config_path, config)?;
+    let exe = std::env::current_exe().context("cannot find the switchboard binary")?;
+    let mut child = std::process::Command::new(exe)
+        .args(["run", "--config"])
+        .arg(&config_path)
+        .arg("--data-dir")
+        .arg(&dir)
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .context("cannot start the daemon")?;
+    let result = run(&dir, trunks, seats, calls_per_second, seconds);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    drop(runtime);
+    return result;
+
+    fn status(socket: &std::path::Path) -> Result<serde_json::Value> {
+        let s = std::os::unix::net::UnixStream::connect(socket)?;
+        let mut w = s.try_clone()?;
+        w.write_all(b"{\"cmd\":\"status\"}\n")?;
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line)?;
+        let v: serde_json::Value = serde_json::from_str(&line)?;
+        Ok(v["result"].clone())
+    }
+
+    fn run(
+        dir: &std::path::Path,
+        trunks: u16,
+        seats: u16,
+        calls_per_second: f64,
+        seconds: f64,
+    ) -> Result<()> {
+        // Check the card size before starting anything.
+        let socket = crate::paths::socket(dir);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            if Instant::now() > deadline {
+                anyhow::bail!("the daemon did not start");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let before = status(&socket)?;
+
+        // Every notice, time-stamped as it arrives.
+        let watch = std::os::unix::net::UnixStream::connect(&socket)?;
+        let mut w = watch.try_clone()?;
+        w.write_all(b"{\"cmd\":\"watch\"}\n")?;
+        let (tx, rx) = std::sync::mpsc::channel::<(Instant, serde_json::Value)>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(watch).lines() {
+                let Ok(line) = line else { return };
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+                if tx.send((Instant::now(), v["notice"].clone())).is_err() {
+                    return;
+                }
+            }
+        });
+        // Calls up at once, sampled every 100 ms.
+        let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (sock2, flag) = (socket.clone(), sampling.clone());
+        let sampler = std::thread::spawn(move || {
+            let mut peak = 0usize;
+            let mut samples = Vec::new();
+            while flag.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(s) = status(&sock2) {
+                    let n = s["calls"].as_array().map_or(0, Vec::len);
+                    peak = peak.max(n);
+                    samples.push(n);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            (peak, samples)
+        });
+
+        let control = std::os::unix::net::UnixStream::connect(&socket)?;
+        let mut cw = control.try_clone()?;
+        let mut cr = BufReader::new(control);
+        let total = (calls_per_second * seconds).round() as u64;
+        let interval = Duration::from_secs_f64(1.0 / calls_per_second);
+        let start = Instant::now();
+        let mut refused = 0u64;
+        for k in 0..total {
+            let due = start + interval.mul_f64(k as f64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            let port = (k % u64::from(trunks)) as u16 + 1;
+            let req = format!(
+                "{{\"cmd\":\"sim.call\",\"port\":{port},\"from\":\"{}\",\"digits\":\"1\",\"digits_delay_ms\":100,\"hangup_after\":1.2}}\n",
+                20_000_000 + k
+            );
+            cw.write_all(req.as_bytes())?;
+            let mut line = String::new();
+            cr.read_line(&mut line)?;
+            if !line.contains("\"ok\":true") {
+                refused += 1;
+            }
+        }
+        let placing = start.elapsed();
+        std::thread::sleep(Duration::from_secs(4));
+        sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+        let (peak, samples) = sampler.join().map_err(|_| anyhow::anyhow!("the sampler failed"))?;
+        let after = status(&socket)?;
+
+        let mut offered: std::collections::HashMap<String, Instant> = std::collections::HashMap::new();
+        let mut setup = Vec::new();
+        let mut answered_at = Vec::new();
+        let mut answered = 0u64;
+        let mut tagged = 0u64;
+        let mut flows = 0u64;
+        while let Ok((at, n)) = rx.try_recv() {
+            let call = n["call"].as_str().unwrap_or("").to_string();
+            match n["type"].as_str() {
+                Some("call_offered") => {
+                    offered.insert(call, at);
+                }
+                Some("flow_entered") => flows += 1,
+                Some("call_answered") => answered += 1,
+                // The set-up is done when an agent's phone rings: what follows is the
+                // simulated agent's reaction time (200 ms to 2 s).
+                Some("seat_ringing") => {
+                    tagged += 1;
+                    if let Some(t0) = offered.get(&call) {
+                        setup.push(at.duration_since(*t0));
+                        answered_at.push(at);
+                    }
+                }
+                Some("far") if n["what"].as_str().is_some_and(|w| w.starts_with("refused")) => refused += 1,
+                _ => {}
+            }
+        }
+        setup.sort_unstable();
+        let pct = |p: f64| {
+            if setup.is_empty() {
+                return f64::NAN;
+            }
+            setup[((setup.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1000.0
+        };
+        // The steady rate: answers in the middle of the run, away from ramp-up and drain.
+        answered_at.sort_unstable();
+        let (lo, hi) = (start + placing.mul_f64(0.2), start + placing.mul_f64(0.9));
+        let steady = answered_at.iter().filter(|t| **t >= lo && **t < hi).count();
+        let rate = steady as f64 / (hi - lo).as_secs_f64();
+        let mid: Vec<usize> = samples[samples.len() / 5..samples.len() * 4 / 5].to_vec();
+        let avg_up = mid.iter().sum::<usize>() as f64 / mid.len().max(1) as f64;
+        let misses = after["engine"]["deadline_misses"].as_u64().unwrap_or(0)
+            - before["engine"]["deadline_misses"].as_u64().unwrap_or(0);
+        println!(
+            "ivr: {total} calls placed at {calls_per_second}/s for {:.1} s on {trunks} trunks and {seats} seats ({refused} refused)",
+            placing.as_secs_f64()
+        );
+        println!(
+            "flow: welcome, menu key typed ahead, web-service lookup, queue; {flows} flows entered, {tagged} seats rung, {answered} answered"
+        );
+        println!("set-ups: {rate:.1} per second in the steady part; calls up at once: {avg_up:.0} on average, {peak} at most");
+        println!(
+            "set-up time (offered -> agent's phone rings; includes the caller's 100 ms before the key and the key's 100 ms of DTMF): p50 {:.0} ms, p99 {:.0} ms",
+            pct(0.5),
+            pct(0.99)
+        );
+        println!(
+            "engine: {misses} deadline misses, max tick {:.2} ms, {} events dropped, IVR web calls {} ({} failed)",
+            after["engine"]["max_tick_ns"].as_u64().unwrap_or(0) as f64 / 1e6,
+            after["engine"]["events_dropped"].as_u64().unwrap_or(0),
+            after["ivr"]["web_calls"],
+            after["ivr"]["web_failures"],
+        );
+        Ok(())
+    }
+}

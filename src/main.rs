@@ -200,6 +200,17 @@ enum BenchCommand {
         #[arg(long, default_value_t = 20.0)]
         seconds: f64,
     },
+    /// IVR call set-ups per second through a flow with a menu, a web-service lookup and a
+    /// queue, with the calls up at once and the engine's deadline misses.
+    Ivr {
+        #[arg(long, default_value_t = 200.0)]
+        calls_per_second: f64,
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+        /// Run the card free (no deadlines) to find the control plane's ceiling.
+        #[arg(long)]
+        free_running: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -313,6 +324,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Dsp(DspCommand::GenDtmf { digits, out }) => {
             cli::gen_dtmf(&digits, &out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Ivr { calls_per_second, seconds, free_running }) => {
+            if !(calls_per_second > 0.0 && calls_per_second <= 480.0) || !(seconds > 0.0 && seconds <= 3600.0)
+            {
+                bail!("--calls-per-second must be 0-480 and --seconds 0-3600");
+            }
+            bench::ivr(calls_per_second, seconds, free_running)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(BenchCommand::Agents { agents, calls_per_second, seconds }) => {

@@ -549,7 +549,8 @@ fn validate(
     for (i, r) in raw.route.iter().enumerate() {
         let mut check_ports = |list: &Spanned<Vec<Spanned<u16>>>, field: &str, want: &[ChannelKind]| {
             let key = format!("route[{i}].{field}");
-            if list.get_ref().is_empty() {
+            // A route of seats without trunks is one that only flows send calls to.
+            if list.get_ref().is_empty() && !(field == "trunks" && r.seats.is_some()) {
                 errors.push(at(span_of(list.span()), key.clone(), "lists no ports".into()));
             }
             for p in list.get_ref() {
