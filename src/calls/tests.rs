@@ -428,3 +428,116 @@ fn a_full_queue_sends_new_calls_straight_to_its_overflow() {
     let a = line(&mut m, t0, S2, LineEvent::OnHook);
     assert!(a.contains(&Action::Event(CallEvent::SeatRinging { call: CallId(2), seat: S2 })));
 }
+
+/// A hotline route (trunk 1) that starts a flow, and the sales route of seats 3-5 that the
+/// flow sends callers to, with a survey when the agent hangs up first.
+fn flow_manager() -> (CallManager, Instant) {
+    let settings = CallSettings {
+        routes: vec![
+            Route {
+                name: "hotline".into(),
+                trunks: vec![1],
+                seats: vec![],
+                strategy: Strategy::RingAll,
+                overflow: None,
+                max_waiting: None,
+                flows: RouteFlows { entry: Some("*".into()), number: "8000".into(), ..RouteFlows::default() },
+            },
+            Route {
+                name: "sales".into(),
+                trunks: vec![],
+                seats: vec![3, 4],
+                strategy: Strategy::Sequential,
+                overflow: None,
+                max_waiting: None,
+                flows: RouteFlows { after: Some("survey".into()), ..RouteFlows::default() },
+            },
+        ],
+        ..CallSettings::default()
+    };
+    (CallManager::new(&card(), settings), Instant::now())
+}
+
+#[test]
+fn a_flow_route_answers_at_once_and_the_flow_queues_the_caller() {
+    let (mut m, t0) = flow_manager();
+    let a = line(&mut m, t0, T1, LineEvent::RingBegin);
+    assert!(a.contains(&Action::Media(EngineCmd::Line { channel: T1, command: LineCommand::OffHook })));
+    assert!(a.contains(&Action::Event(CallEvent::FlowEntered { call: CallId(1), flow: "*".into(), back_to: None })));
+    assert!(ringing(&a).is_empty(), "no seat rings while the flow has the caller");
+    assert!(m.is_in_flow(CallId(1)));
+    // Keys go to the flow; no more ring bursts come, and none are needed.
+    m.handle(t0 + Duration::from_secs(1), Input::Digit { channel: T1, digit: '1' });
+    assert_eq!(drain(&mut m), vec![Action::Event(CallEvent::Digit { call: CallId(1), channel: T1, digit: '1' })]);
+    m.handle_timeout(t0 + Duration::from_secs(30));
+    assert!(m.is_in_flow(CallId(1)), "a flow call is not abandoned for lack of rings");
+
+    // VIP priority: a second caller queued with a higher priority is offered first.
+    assert!(m.flow_to_route(t0 + Duration::from_secs(2), CallId(1), 1, 0));
+    let a = drain(&mut m);
+    assert!(a.contains(&Action::Media(EngineCmd::PlayPrompt { channel: T1, prompt: HOLD_MUSIC, repeat: true })));
+    assert_eq!(ringing(&a), vec![S1]);
+    let a = line(&mut m, t0 + Duration::from_secs(3), S1, LineEvent::OffHook);
+    // The trunk was answered by the flow: not again; recording starts now.
+    assert!(!a.contains(&Action::Media(EngineCmd::Line { channel: T1, command: LineCommand::OffHook })));
+    assert!(a.contains(&Action::Media(EngineCmd::StopPlay { channel: T1 })));
+    assert!(a.contains(&Action::StartRecording { call: CallId(1), channel: T1 }));
+    assert!(a.contains(&Action::Media(EngineCmd::Bridge { a: T1, b: S1 })));
+
+    // The agent hangs up first: the caller goes to the survey, the line stays up.
+    let a = line(&mut m, t0 + Duration::from_secs(20), S1, LineEvent::OnHook);
+    assert!(a.contains(&Action::Event(CallEvent::FlowEntered {
+        call: CallId(1),
+        flow: "survey".into(),
+        back_to: None
+    })));
+    assert!(!a.contains(&Action::Media(EngineCmd::Line { channel: T1, command: LineCommand::OnHook })));
+    assert!(m.is_in_flow(CallId(1)));
+    // The flow hangs up: the recording stops and the call ends.
+    assert!(m.flow_hangup(t0 + Duration::from_secs(25), CallId(1)));
+    let a = drain(&mut m);
+    assert!(a.contains(&Action::StopRecording { call: CallId(1), channel: T1 }));
+    assert!(a.contains(&Action::Media(EngineCmd::Line { channel: T1, command: LineCommand::OnHook })));
+    assert!(a.iter().any(|x| matches!(x, Action::Event(CallEvent::Ended { call: CallId(1), .. }))));
+    assert_eq!(m.active_calls(), 0);
+}
+
+#[test]
+fn higher_priority_callers_are_offered_first() {
+    let (mut m, t0) = flow_manager();
+    m.set_available(t0, S1, false);
+    m.set_available(t0, S2, false);
+    for (i, trunk) in [T1, ChannelId(1)].into_iter().enumerate() {
+        m.settings.routes[0].trunks = vec![trunk.port()];
+        line(&mut m, t0 + Duration::from_millis(i as u64), trunk, LineEvent::RingBegin);
+    }
+    assert!(m.flow_to_route(t0, CallId(1), 1, 0));
+    assert!(m.flow_to_route(t0, CallId(2), 1, 10));
+    drain(&mut m);
+    m.set_available(t0, S1, true);
+    let a = drain(&mut m);
+    assert!(a.contains(&Action::Event(CallEvent::SeatRinging { call: CallId(2), seat: S1 })), "{a:?}");
+}
+
+#[test]
+fn a_caller_hanging_up_in_a_flow_ends_the_call_and_frees_a_waiting_agent() {
+    let (mut m, t0) = flow_manager();
+    line(&mut m, t0, T1, LineEvent::RingBegin);
+    assert!(m.flow_to_route(t0, CallId(1), 1, 0));
+    drain(&mut m);
+    line(&mut m, t0 + Duration::from_secs(1), S1, LineEvent::OffHook);
+    // The agent sends the caller to a check that brings them back, and waits with music.
+    let call = m.transfer_to_flow(t0 + Duration::from_secs(5), S1, "check", true).unwrap();
+    let a = drain(&mut m);
+    assert!(a.contains(&Action::Media(EngineCmd::PlayPrompt { channel: S1, prompt: HOLD_MUSIC, repeat: true })));
+    assert!(a.contains(&Action::Event(CallEvent::FlowEntered { call, flow: "check".into(), back_to: Some(S1) })));
+    // The caller hangs up during the check: the agent hears busy tone, the call ends.
+    let a = line(&mut m, t0 + Duration::from_secs(8), T1, LineEvent::OnHook);
+    assert!(a.contains(&Action::Media(EngineCmd::PlayTone { channel: S1, tone: ProgressTone::Busy })));
+    assert!(a.contains(&Action::Cdr(CdrUpdate::End {
+        call,
+        at: t0 + Duration::from_secs(8),
+        disposition: Disposition::Answered,
+        cause: "caller hung up"
+    })));
+}

@@ -97,6 +97,8 @@ pub(super) struct Running {
 
 struct Core {
     ivr: ivr::Ivr,
+    /// Recordings are kept this many days (0: for ever).
+    retention_days: u32,
     /// Flows entered and keys pressed in flows, queued by call events for `ivr_work`.
     flow_queue: std::collections::VecDeque<(CallId, String, Option<ChannelId>)>,
     ivr_inbox: std::collections::VecDeque<(CallId, crate::ivr::Input)>,
@@ -250,6 +252,7 @@ impl Running {
         info!("control socket {}", socket.display());
         let mut core = Core {
             ivr,
+            retention_days: config.ivr.retention_days,
             flow_queue: Default::default(),
             ivr_inbox: Default::default(),
             pending_speech: HashMap::new(),
@@ -303,6 +306,9 @@ impl Running {
 
         let mut stats = tokio::time::interval(QUEUE_STATS_INTERVAL);
         stats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Recordings past the retention are deleted at start and then every hour.
+        let mut retention = tokio::time::interval(Duration::from_secs(3600));
+        retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut pump = tokio::time::interval(PUMP_INTERVAL);
         pump.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
@@ -310,6 +316,7 @@ impl Running {
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = pump.tick() => core.pump().await,
+                _ = retention.tick() => core.expire_recordings(),
                 _ = stats.tick() => {
                     core.queue_stats(Instant::now());
                     core.apply_hub_actions().await;
@@ -345,6 +352,27 @@ impl Running {
 }
 
 impl Core {
+    /// Deletes the recordings older than the retention setting, in the background.
+    fn expire_recordings(&self) {
+        let days = self.retention_days;
+        if days == 0 {
+            return;
+        }
+        let before = OffsetDateTime::now_utc() - time::Duration::days(i64::from(days));
+        let pending = self.store.recordings_expire(before, &self.data_dir);
+        tokio::spawn(async move {
+            match pending.await {
+                Ok(r) if r.files_deleted > 0 || r.rows_deleted > 0 || !r.failed.is_empty() => info!(
+                    "retention ({days} days): {} recordings deleted, {} could not be",
+                    r.rows_deleted,
+                    r.failed.len()
+                ),
+                Ok(_) => {}
+                Err(e) => warn!("retention: cannot expire recordings: {e}"),
+            }
+        });
+    }
+
     fn wall(&self, at: Instant) -> OffsetDateTime {
         let (base, wall) = self.epoch;
         match at.checked_duration_since(base) {

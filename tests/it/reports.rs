@@ -524,3 +524,24 @@ fn bad_report_arguments_are_clear_errors() {
     assert_eq!(code, 1);
     assert!(err.contains("cannot write") && err.contains("report.csv"), "{err}");
 }
+
+#[test]
+fn the_daemon_deletes_recordings_past_the_retention() {
+    let mut d = crate::harness::Daemon::prepare(&format!("{}\n[ivr]\nretention_days = 30\n", crate::harness::FAST_CONFIG));
+    let now = OffsetDateTime::now_utc();
+    let (old, new) = {
+        let store = open(d.data());
+        incoming(&store, "C-OLD", now - time::Duration::days(40), "111", Some("1001"), 100, 1000);
+        incoming(&store, "C-NEW", now - time::Duration::days(1), "222", Some("1001"), 100, 1000);
+        let old = record(&store, d.data(), "V-OLD", "C-OLD", now - time::Duration::days(40), 400.0);
+        let new = record(&store, d.data(), "V-NEW", "C-NEW", now - time::Duration::days(1), 500.0);
+        (old, new)
+    };
+    assert!(old.is_file() && new.is_file());
+    d.spawn();
+    assert!(crate::harness::eventually(std::time::Duration::from_secs(10), || !old.exists()), "{}", d.log());
+    assert!(new.is_file(), "a recording inside the retention is kept");
+    let (code, out, _) = cli(d.data(), &["recordings", "list", "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(vocids(&out), ["V-NEW"]);
+}
