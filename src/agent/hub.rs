@@ -86,6 +86,11 @@ pub enum TransferTo {
         flow: String,
         back: bool,
     },
+    /// A number outside, through a trunk, shown with `caller_id` where the line allows it.
+    External {
+        number: String,
+        caller_id: String,
+    },
 }
 
 /// What the hub asks its driver to do.
@@ -530,10 +535,21 @@ impl Hub {
             0 => Ok((channel, TransferTo::Agent(target.to_string()))),
             1 => Ok((channel, TransferTo::Queue(target.to_string()))),
             2 => Ok((channel, TransferTo::Flow { flow: target.to_string(), back: false })),
-            3 => err(ErrorCode::NotSupported, "transfers to an external number are not supported yet"),
+            3 => {
+                let (number, caller_id) = target.split_once('|').unwrap_or((target, ""));
+                let number = number.trim();
+                let valid = !number.is_empty()
+                    && number.len() <= 30
+                    && number.chars().all(|c| c.is_ascii_digit() || c == '*' || c == '#');
+                if !valid {
+                    return err(ErrorCode::BadRequest, format!("{number:?} is not a number of 1-30 of 0-9 * #"));
+                }
+                let to = TransferTo::External { number: number.to_string(), caller_id: caller_id.trim().to_string() };
+                Ok((channel, to))
+            }
             _ => err(
                 ErrorCode::BadRequest,
-                format!("iParam {i_param}: 0 to an agent, 1 to a queue, 2 to an IVR flow"),
+                format!("iParam {i_param}: 0 to an agent, 1 to a queue, 2 to an IVR flow, 3 to an external number"),
             ),
         }
     }

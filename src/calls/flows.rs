@@ -29,6 +29,14 @@ impl CallManager {
         self.push(Action::Event(CallEvent::FlowEntered { call, flow, back_to }));
     }
 
+    /// The call a seat is talking on.
+    pub fn call_on_seat(&self, seat: ChannelId) -> Option<CallId> {
+        match self.seats.get(usize::from(seat.0)) {
+            Some(SeatState::Talking(call)) => Some(*call),
+            _ => None,
+        }
+    }
+
     /// The index of a call that is in a flow.
     fn in_flow(&self, call: CallId) -> Option<usize> {
         self.call_index(call).filter(|&i| self.calls[i].state == CallState::Flow)
@@ -173,6 +181,117 @@ impl CallManager {
         }
         let route = self.calls[i].route;
         self.flow_to_route(now, call, route, 0)
+    }
+
+    /// Transfers a caller in a flow to an external number through another trunk: seize a
+    /// free trunk, dial, and bridge the two lines so the caller hears the progress tones.
+    /// On failure a [`CallEvent::ForwardFailed`] gives the caller back to the flow; once
+    /// answered, either side hanging up ends both.
+    pub fn forward(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        number: &str,
+        caller_id: &str,
+    ) -> Result<CallId, super::outbound::CallOutError> {
+        use super::outbound::CallOutError;
+        let Some(i) = self.in_flow(call) else { return Err(CallOutError::NoSuchSeat) };
+        if number.is_empty()
+            || number.len() > 30
+            || !number.chars().all(|c| c.is_ascii_digit() || c == '*' || c == '#')
+        {
+            return Err(CallOutError::BadNumber);
+        }
+        if self.calls.iter().any(|c| c.forward_of == Some(call)) {
+            return Err(CallOutError::SeatBusy);
+        }
+        let in_trunk = self.calls[i].trunk;
+        let trunk = self.free_trunk(now).ok_or(CallOutError::NoTrunk)?;
+        let id = CallId(self.next_id);
+        self.next_id += 1;
+        self.calls.push(super::Call {
+            id,
+            held: false,
+            trunk,
+            route: usize::MAX,
+            state: CallState::Outbound {
+                seat: in_trunk,
+                phase: super::OutPhase::RingingSeat,
+                deadline: None,
+            },
+            last_ring: now,
+            number: number.to_string(),
+            monitors: Vec::new(),
+            offered_at: now,
+            route_since: now,
+            transferred: false,
+            consult: None,
+            trunk_up: false,
+            recording: false,
+            priority: 0,
+            forward_of: Some(call),
+        });
+        self.push(Action::Cdr(super::CdrUpdate::Start {
+            call: id,
+            at: now,
+            caller: caller_id.to_string(),
+            callee: number.to_string(),
+            trunk,
+            outbound_from: Some(in_trunk),
+        }));
+        self.push(Action::Media(EngineCmd::StopPlay { channel: in_trunk }));
+        self.seize_line(now, id);
+        Ok(id)
+    }
+
+    /// The agent on `seat` transfers their caller to an external number. The agent's part
+    /// ends as in a blind transfer; if the number cannot be reached, the caller goes back to
+    /// the route (queue) the call came from.
+    pub fn transfer_out(
+        &mut self,
+        now: Instant,
+        seat: ChannelId,
+        number: &str,
+        caller_id: &str,
+    ) -> Result<CallId, TransferError> {
+        let index = usize::from(seat.0);
+        let Some(SeatState::Talking(call)) = self.seats.get(index).copied() else {
+            return Err(TransferError::NoCall);
+        };
+        let Some(i) = self.call_index(call) else { return Err(TransferError::NoCall) };
+        if self.calls[i].route == usize::MAX {
+            return Err(TransferError::Outgoing);
+        }
+        if self.free_trunk(now).is_none() {
+            return Err(TransferError::NoLine);
+        }
+        let c = self.calls.remove(i);
+        self.stop_hold_music(&c);
+        let trunk = c.trunk;
+        self.calls.insert(i, c);
+        self.calls[i].monitors.clear();
+        self.push(Action::Media(EngineCmd::Unbridge { channel: trunk }));
+        self.seats[index] = SeatState::Released;
+        self.push(Action::Media(EngineCmd::PlayTone { channel: seat, tone: ProgressTone::Busy }));
+        self.push(Action::Event(CallEvent::TransferredAway { call, seat }));
+        self.calls[i].transferred = true;
+        self.calls[i].state = CallState::Flow;
+        self.forward(now, call, number, caller_id).map_err(|_| TransferError::NoLine)?;
+        Ok(call)
+    }
+
+    /// Ends the outgoing leg of a transfer whose caller left.
+    pub(super) fn release_forward_leg(&mut self, now: Instant, caller: CallId) {
+        let Some(j) = self.calls.iter().position(|c| c.forward_of == Some(caller)) else { return };
+        let leg = self.calls.remove(j);
+        self.push(Action::Media(EngineCmd::Unbridge { channel: leg.trunk }));
+        self.push(Action::Media(EngineCmd::Line { channel: leg.trunk, command: LineCommand::OnHook }));
+        if leg.recording {
+            self.push(Action::StopRecording { call: leg.id, channel: leg.trunk });
+        }
+        let answered = matches!(leg.state, CallState::Talking { .. });
+        let disposition = if answered { Disposition::Answered } else { Disposition::NoAnswer };
+        self.end(now, leg.id, disposition, "the caller hung up");
     }
 
     /// An agent waiting for a caller who will not come back hears busy tone.

@@ -169,6 +169,8 @@ pub enum CallEvent {
     FlowEntered { call: CallId, flow: String, back_to: Option<ChannelId> },
     /// The caller came back from a flow to the agent waiting for them.
     Returned { call: CallId, seat: ChannelId },
+    /// A transfer of the call to an external number failed (busy, no answer, no line).
+    ForwardFailed { call: CallId, cause: &'static str },
     /// The call ended.
     Ended { call: CallId, disposition: Disposition, cause: &'static str },
 }
@@ -266,6 +268,9 @@ struct Call {
     recording: bool,
     /// Higher goes first among the calls waiting on a route (VIP callers).
     priority: i32,
+    /// For the outgoing leg of a transfer to an external number: the caller's call, whose
+    /// trunk is this leg's "seat".
+    forward_of: Option<CallId>,
 }
 
 /// Caller id collected from DTMF on an idle trunk before the first ring
@@ -574,6 +579,7 @@ impl CallManager {
             trunk_up: false,
             recording: false,
             priority: 0,
+            forward_of: None,
         });
         let i = self.calls.len() - 1;
         if let Some(flow) = overflow_flow.or_else(|| self.settings.routes[route].flows.entry.clone()) {
@@ -711,6 +717,23 @@ impl CallManager {
         self.stop_hold_music(&call);
         self.push(Action::Media(EngineCmd::Line { channel: call.trunk, command: LineCommand::OnHook }));
         match call.state {
+            CallState::Talking { .. } if call.forward_of.is_some() => {
+                self.push(Action::StopRecording { call: call.id, channel: call.trunk });
+                self.push(Action::Media(EngineCmd::Unbridge { channel: call.trunk }));
+                self.end(now, call.id, Disposition::Answered, cause);
+                // The caller's side ends with it.
+                if let Some(j) = call.forward_of.and_then(|c| self.call_index(c)) {
+                    let caller = self.calls.remove(j);
+                    self.push(Action::Media(EngineCmd::Line {
+                        channel: caller.trunk,
+                        command: LineCommand::OnHook,
+                    }));
+                    if caller.recording {
+                        self.push(Action::StopRecording { call: caller.id, channel: caller.trunk });
+                    }
+                    self.end(now, caller.id, Disposition::Answered, "the transferred-to party hung up");
+                }
+            }
             CallState::Talking { seat } => {
                 self.push(Action::StopRecording { call: call.id, channel: call.trunk });
                 self.push(Action::Media(EngineCmd::Unbridge { channel: call.trunk }));
@@ -721,6 +744,7 @@ impl CallManager {
             }
             CallState::Flow => {
                 self.release_waiting_agent(call.id);
+                self.release_forward_leg(now, call.id);
                 self.push(Action::Media(EngineCmd::StopPlay { channel: call.trunk }));
                 if call.recording {
                     self.push(Action::StopRecording { call: call.id, channel: call.trunk });

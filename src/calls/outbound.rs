@@ -79,6 +79,7 @@ impl CallManager {
             trunk_up: false,
             recording: false,
             priority: 0,
+            forward_of: None,
         });
         self.push(Action::Cdr(CdrUpdate::Start {
             call: id,
@@ -105,7 +106,7 @@ impl CallManager {
     }
 
     /// A trunk with no call on it and no incoming call arriving.
-    fn free_trunk(&self, now: Instant) -> Option<ChannelId> {
+    pub(super) fn free_trunk(&self, now: Instant) -> Option<ChannelId> {
         (0..self.kinds.len()).map(|i| ChannelId(i as u16)).find(|&c| {
             let i = usize::from(c.0);
             self.kinds[i] == ChannelKind::FxoTrunk
@@ -125,6 +126,11 @@ impl CallManager {
         if let CallState::Outbound { seat, .. } = self.calls[i].state {
             self.calls[i].state = CallState::Outbound { seat, phase, deadline };
         }
+    }
+
+    /// Seizes the trunk of an outgoing call that has no phone to ring first.
+    pub(super) fn seize_line(&mut self, now: Instant, call: CallId) {
+        self.seize(now, call, ChannelId(0));
     }
 
     fn seize(&mut self, now: Instant, call: CallId, _seat: ChannelId) {
@@ -226,6 +232,20 @@ impl CallManager {
         disposition: Disposition,
         cause: &'static str,
     ) {
+        if let Some(caller) = call.forward_of {
+            // A transfer to an external number failed: free the line; the caller's flow
+            // (or queue) takes them back.
+            if !matches!(call.state, CallState::Outbound { phase: OutPhase::RingingSeat, .. }) {
+                self.push(Action::Media(EngineCmd::Unbridge { channel: call.trunk }));
+                self.push(Action::Media(EngineCmd::Line {
+                    channel: call.trunk,
+                    command: LineCommand::OnHook,
+                }));
+            }
+            self.end(now, call.id, disposition, cause);
+            self.push(Action::Event(CallEvent::ForwardFailed { call: caller, cause }));
+            return;
+        }
         let index = usize::from(seat.0);
         let phase = match call.state {
             CallState::Outbound { phase, .. } => phase,

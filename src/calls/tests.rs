@@ -463,19 +463,30 @@ fn a_flow_route_answers_at_once_and_the_flow_queues_the_caller() {
     let (mut m, t0) = flow_manager();
     let a = line(&mut m, t0, T1, LineEvent::RingBegin);
     assert!(a.contains(&Action::Media(EngineCmd::Line { channel: T1, command: LineCommand::OffHook })));
-    assert!(a.contains(&Action::Event(CallEvent::FlowEntered { call: CallId(1), flow: "*".into(), back_to: None })));
+    assert!(a.contains(&Action::Event(CallEvent::FlowEntered {
+        call: CallId(1),
+        flow: "*".into(),
+        back_to: None
+    })));
     assert!(ringing(&a).is_empty(), "no seat rings while the flow has the caller");
     assert!(m.is_in_flow(CallId(1)));
     // Keys go to the flow; no more ring bursts come, and none are needed.
     m.handle(t0 + Duration::from_secs(1), Input::Digit { channel: T1, digit: '1' });
-    assert_eq!(drain(&mut m), vec![Action::Event(CallEvent::Digit { call: CallId(1), channel: T1, digit: '1' })]);
+    assert_eq!(
+        drain(&mut m),
+        vec![Action::Event(CallEvent::Digit { call: CallId(1), channel: T1, digit: '1' })]
+    );
     m.handle_timeout(t0 + Duration::from_secs(30));
     assert!(m.is_in_flow(CallId(1)), "a flow call is not abandoned for lack of rings");
 
     // VIP priority: a second caller queued with a higher priority is offered first.
     assert!(m.flow_to_route(t0 + Duration::from_secs(2), CallId(1), 1, 0));
     let a = drain(&mut m);
-    assert!(a.contains(&Action::Media(EngineCmd::PlayPrompt { channel: T1, prompt: HOLD_MUSIC, repeat: true })));
+    assert!(a.contains(&Action::Media(EngineCmd::PlayPrompt {
+        channel: T1,
+        prompt: HOLD_MUSIC,
+        repeat: true
+    })));
     assert_eq!(ringing(&a), vec![S1]);
     let a = line(&mut m, t0 + Duration::from_secs(3), S1, LineEvent::OffHook);
     // The trunk was answered by the flow: not again; recording starts now.
@@ -529,8 +540,16 @@ fn a_caller_hanging_up_in_a_flow_ends_the_call_and_frees_a_waiting_agent() {
     // The agent sends the caller to a check that brings them back, and waits with music.
     let call = m.transfer_to_flow(t0 + Duration::from_secs(5), S1, "check", true).unwrap();
     let a = drain(&mut m);
-    assert!(a.contains(&Action::Media(EngineCmd::PlayPrompt { channel: S1, prompt: HOLD_MUSIC, repeat: true })));
-    assert!(a.contains(&Action::Event(CallEvent::FlowEntered { call, flow: "check".into(), back_to: Some(S1) })));
+    assert!(a.contains(&Action::Media(EngineCmd::PlayPrompt {
+        channel: S1,
+        prompt: HOLD_MUSIC,
+        repeat: true
+    })));
+    assert!(a.contains(&Action::Event(CallEvent::FlowEntered {
+        call,
+        flow: "check".into(),
+        back_to: Some(S1)
+    })));
     // The caller hangs up during the check: the agent hears busy tone, the call ends.
     let a = line(&mut m, t0 + Duration::from_secs(8), T1, LineEvent::OnHook);
     assert!(a.contains(&Action::Media(EngineCmd::PlayTone { channel: S1, tone: ProgressTone::Busy })));

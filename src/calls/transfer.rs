@@ -30,6 +30,8 @@ pub enum TransferError {
     TargetBusy,
     #[error("no such queue")]
     NoSuchRoute,
+    #[error("no free trunk line, or the number is not valid")]
+    NoLine,
 }
 
 impl CallManager {

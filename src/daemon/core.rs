@@ -549,7 +549,7 @@ impl Core {
                         TransferTo::Flow { flow, .. } if self.ivr.flows.get(flow).is_none() => {
                             Err(format!("no IVR flow is named {flow:?}"))
                         }
-                        TransferTo::Flow { .. } => Ok(None),
+                        TransferTo::Flow { .. } | TransferTo::External { .. } => Ok(None),
                     };
                     let reply = target
                         .and_then(|t| match (t, &to) {
@@ -559,6 +559,21 @@ impl Core {
                                 .transfer_to_flow(now, seat, flow, *back)
                                 .map(|_| ())
                                 .map_err(|e| e.to_string()),
+                            (None, TransferTo::External { number, caller_id }) => {
+                                let shown = if caller_id.is_empty() {
+                                    self.calls
+                                        .call_on_seat(seat)
+                                        .and_then(|c| self.records.get(&c))
+                                        .map(|r| r.caller.clone())
+                                        .unwrap_or_default()
+                                } else {
+                                    caller_id.clone()
+                                };
+                                self.calls
+                                    .transfer_out(now, seat, number, &shown)
+                                    .map(|_| ())
+                                    .map_err(|e| e.to_string())
+                            }
                             (None, _) => Err("no target".to_string()),
                         })
                         .map(|()| json!(null))
@@ -1116,6 +1131,20 @@ impl Core {
                     self.hub.caller_in_flow(seat);
                 }
                 return;
+            }
+            CallEvent::ForwardFailed { call, cause } => {
+                let id = self.call_id(call);
+                info!("call {id}: transfer to an external number failed: {cause}");
+                if self.ivr.calls.contains_key(&call) {
+                    self.ivr_inbox.push_back((call, crate::ivr::Input::TransferFailed(cause.to_string())));
+                } else if let Some(route) = self.calls.route_of(call) {
+                    // An agent's transfer: the caller goes back to the queue.
+                    let now = Instant::now();
+                    if !self.calls.flow_to_route(now, call, route, 0) {
+                        self.calls.flow_hangup(now, call);
+                    }
+                }
+                Notice::Progress { call: id, seat: 0, what: format!("transfer failed: {cause}") }
             }
             CallEvent::Returned { call, seat } => {
                 let id = self.call_id(call);

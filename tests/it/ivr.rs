@@ -43,7 +43,7 @@ next = "menu"
 [node.menu]
 type = "menu"
 play = ["menu.wav"]
-keys = { "1" = "crm", "2" = "slow", "3" = "broken" }
+keys = { "1" = "crm", "2" = "slow", "3" = "broken", "4" = "out", "5" = "out_busy" }
 no_input = ["noinput.wav"]
 timeout_s = 1
 retries = 1
@@ -63,6 +63,14 @@ fail = "sorry"
 type = "webservice"
 service = "broken"
 next = "to_support"
+fail = "sorry"
+[node.out]
+type = "transfer"
+number = "83366857"
+fail = "sorry"
+[node.out_busy]
+type = "transfer"
+number = "99990000"
 fail = "sorry"
 [node.sorry]
 type = "play"
@@ -522,4 +530,62 @@ fn check_reports_flow_errors_with_file_line_and_key() {
     let out = std::process::Command::new(BIN).arg("check").arg(dir.path().join("sb.toml")).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 flows in"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flows_and_agents_transfer_callers_to_external_numbers() {
+    let (d, _) = ivr_daemon();
+    // A busy number: the flow takes its failure branch.
+    let notices = tokio::task::block_in_place(|| d.call(1, "13800138000", "5", Some(12.0)));
+    assert!(prompts_played(&notices).contains(&"sorry.wav".to_string()), "{notices:?}");
+    let busy = d.cdrs().into_iter().find(|c| c["callee"] == "99990000").expect("the outgoing leg's CDR");
+    assert_eq!(busy["disposition"], "busy", "{busy}");
+
+    // A number that answers: the caller talks with it through the second trunk until the
+    // caller hangs up, which ends both legs.
+    let notices = tokio::task::block_in_place(|| loop {
+        let n = d.call(1, "13800138000", "4", Some(12.0));
+        if !n.iter().any(|n| n["what"].as_str().is_some_and(|w| w.starts_with("refused"))) {
+            break n;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    });
+    assert!(!prompts_played(&notices).contains(&"sorry.wav".to_string()), "{notices:?}");
+    let cdrs = d.cdrs();
+    let out = cdrs.iter().find(|c| c["callee"] == "83366857").expect("the outgoing leg's CDR");
+    assert_eq!(out["disposition"], "answered", "{out} {}", d.log());
+    assert_eq!(out["direction"], "out", "{out}");
+    assert_eq!(out["trunk_port"], 2, "{out}");
+    assert!(
+        crate::harness::eventually(Duration::from_secs(5), || {
+            d.cdrs().iter().all(|c| c["end"].is_string())
+        }),
+        "both legs end: {:?}",
+        d.cdrs()
+    );
+
+    // An agent transfers their caller out (DoAction 5, iParam 3).
+    let addr = d.agent_addr();
+    let mut a = agent(&addr, "1001", 3).await;
+    // The exchange frees the lines a moment after the last call.
+    assert!(crate::harness::eventually(Duration::from_secs(10), || {
+        d.request(json!({"cmd": "status"}))["result"]["calls"].as_array().is_some_and(|c| c.is_empty())
+    }));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let r = d.request(json!({"cmd": "sim.call", "port": 1, "from": "13900139000", "digits": "1",
+                             "digits_delay_ms": 300, "hangup_after": 20.0}));
+    assert_eq!(r["ok"], true, "{r}");
+    a.wait_for(EventKind::Talk).await.unwrap();
+    let e = a.do_action(5, 3, "12ab").await.unwrap_err();
+    assert!(e.to_string().contains("is not a number"), "{e}");
+    a.do_action(5, 3, "83366857").await.unwrap();
+    let state = a.wait_for(EventKind::AgentState).await.unwrap();
+    assert!(state.s_param.starts_with("STATE:wrap-up|"), "{}", state.s_param);
+    assert!(
+        crate::harness::eventually(Duration::from_secs(8), || {
+            d.cdrs().iter().filter(|c| c["callee"] == "83366857" && c["answer"].is_string()).count() == 2
+        }),
+        "{:?}",
+        d.cdrs()
+    );
 }

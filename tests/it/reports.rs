@@ -527,7 +527,10 @@ fn bad_report_arguments_are_clear_errors() {
 
 #[test]
 fn the_daemon_deletes_recordings_past_the_retention() {
-    let mut d = crate::harness::Daemon::prepare(&format!("{}\n[ivr]\nretention_days = 30\n", crate::harness::FAST_CONFIG));
+    let mut d = crate::harness::Daemon::prepare(&format!(
+        "{}\n[ivr]\nretention_days = 30\n",
+        crate::harness::FAST_CONFIG
+    ));
     let now = OffsetDateTime::now_utc();
     let (old, new) = {
         let store = open(d.data());

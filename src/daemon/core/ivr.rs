@@ -693,16 +693,20 @@ impl Core {
                         c.run.handle(now, Input::AgentUnavailable);
                     }
                 }
-                Output::Transfer { number, .. } => {
-                    warn!(
-                        "call {}: transfer to {number}: external transfers are not available yet",
-                        self.call_id(call)
-                    );
-                    if let Some(c) = self.ivr.calls.get_mut(&call) {
-                        c.run.handle(
-                            now,
-                            Input::TransferFailed("external transfers are not available yet".into()),
-                        );
+                Output::Transfer { number, caller_id } => {
+                    let caller = self.records.get(&call).map(|r| r.caller.clone()).unwrap_or_default();
+                    let shown = caller_id.unwrap_or(caller);
+                    match self.calls.forward(now, call, &number, &shown) {
+                        Ok(_) => {
+                            info!("call {}: transferring to {number}", self.call_id(call));
+                            self.apply_actions().await;
+                        }
+                        Err(e) => {
+                            warn!("call {}: cannot transfer to {number}: {e}", self.call_id(call));
+                            if let Some(c) = self.ivr.calls.get_mut(&call) {
+                                c.run.handle(now, Input::TransferFailed(e.to_string()));
+                            }
+                        }
                     }
                 }
                 Output::Hangup { cause } => {
