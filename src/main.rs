@@ -81,6 +81,19 @@ enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Builds the prompt sets that read out numbers, amounts and dates, with espeak-ng
+    /// (the daemon builds missing ones at start; this rebuilds them, e.g. after changing
+    /// the voice, or replaces them from recordings of your own with the same names).
+    Prompts {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// en, zh, or all.
+        #[arg(long, default_value = "all")]
+        lang: String,
+        /// Render every prompt again, even those that exist.
+        #[arg(long)]
+        force: bool,
+    },
     /// Manages agent accounts (works while the daemon runs).
     #[command(subcommand)]
     User(UserCommand),
@@ -324,6 +337,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Dsp(DspCommand::GenDtmf { digits, out }) => {
             cli::gen_dtmf(&digits, &out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Prompts { data_dir, lang, force } => {
+            let langs = match lang.as_str() {
+                "all" => switchboard::speech::Lang::ALL.to_vec(),
+                l => vec![switchboard::speech::Lang::parse(l)
+                    .with_context(|| format!("--lang {l:?}: use en, zh or all"))?],
+            };
+            let dir = switchboard::daemon::prompt_set_dir(&paths::data_dir(data_dir));
+            let tts = switchboard::speech::EspeakNg::new();
+            switchboard::speech::Tts::check(&tts).map_err(|e| anyhow::anyhow!("{e}"))?;
+            for lang in langs {
+                let n = switchboard::speech::build_prompt_set(&dir, lang, &tts, force)
+                    .map_err(|e| anyhow::anyhow!("the {lang} prompt set: {e}"))?;
+                println!("{lang}: {n} prompts written in {}", dir.join(lang.as_str()).display());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(BenchCommand::Ivr { calls_per_second, seconds, free_running }) => {

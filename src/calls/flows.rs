@@ -60,6 +60,27 @@ impl CallManager {
         if route >= self.settings.routes.len() {
             return false;
         }
+        // A full queue sends the caller on, as it does calls arriving on its trunks.
+        let mut route = route;
+        if let Some((limit, target)) = self.settings.routes[route].max_waiting {
+            let waiting = self
+                .calls
+                .iter()
+                .filter(|c| c.route == route && matches!(c.state, CallState::Offered { .. }))
+                .count();
+            if waiting >= limit {
+                if target < self.settings.routes.len() {
+                    let to = self.settings.routes[target].name.clone();
+                    self.push(Action::Event(CallEvent::Overflowed { call, to }));
+                    route = target;
+                } else if let Some(flow) = self.settings.routes[route].flows.overflow.clone() {
+                    self.push(Action::Event(CallEvent::Overflowed { call, to: format!("flow {flow}") }));
+                    self.calls[i].route = route;
+                    self.enter_flow(now, i, flow, None);
+                    return true;
+                }
+            }
+        }
         let c = &mut self.calls[i];
         c.route = route;
         c.route_since = now;

@@ -59,6 +59,19 @@ pub struct RouteFlows {
     pub overflow: Option<String>,
     /// The called number of the route's trunks, for flow selection.
     pub number: String,
+    /// Callers waiting on this route hear their position this often.
+    pub announce: Option<Duration>,
+}
+
+/// A caller waiting on a route, for position announcements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueuePosition {
+    pub call: CallId,
+    pub trunk: ChannelId,
+    pub route: usize,
+    /// 1 for the caller who will be offered the next seat.
+    pub position: usize,
+    pub waited: Duration,
 }
 
 /// Settings of the call model.
@@ -833,6 +846,34 @@ impl CallManager {
             }
             _ => {}
         }
+    }
+
+    /// The answered callers waiting on routes (who hear music, and so can hear their
+    /// position), in the order they will be offered seats.
+    pub fn queue_positions(&self, now: Instant) -> Vec<QueuePosition> {
+        let mut waiting: Vec<&Call> = self
+            .calls
+            .iter()
+            .filter(|c| {
+                c.trunk_up && matches!(&c.state, CallState::Offered { ringing, .. } if ringing.is_empty())
+            })
+            .collect();
+        waiting.sort_by_key(|c| (c.route, std::cmp::Reverse(c.priority), c.offered_at));
+        let mut out: Vec<QueuePosition> = Vec::with_capacity(waiting.len());
+        for c in waiting {
+            let position = match out.last() {
+                Some(p) if p.route == c.route => p.position + 1,
+                _ => 1,
+            };
+            out.push(QueuePosition {
+                call: c.id,
+                trunk: c.trunk,
+                route: c.route,
+                position,
+                waited: now.saturating_duration_since(c.offered_at),
+            });
+        }
+        out
     }
 
     /// How long a call has been up (for incoming calls: since it was offered).

@@ -301,6 +301,9 @@ struct RawQueue {
     /// The flow callers enter when the agent hangs up first (a satisfaction survey).
     #[serde(default)]
     survey: Option<String>,
+    /// Waiting callers hear their position this often (seconds; 0 or absent: never).
+    #[serde(default)]
+    announce_every_s: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -720,7 +723,14 @@ fn validate(
             strategy,
             overflow: None,
             max_waiting: None,
-            flows: RouteFlows { entry: None, after: q.survey.clone(), overflow: overflow_flow, number },
+            flows: RouteFlows {
+                entry: None,
+                after: q.survey.clone(),
+                overflow: overflow_flow,
+                number,
+                announce: (q.announce_every_s > 0)
+                    .then(|| Duration::from_secs(q.announce_every_s.clamp(5, 3600))),
+            },
         });
         queues.push(crate::acd::QueueConfig { name, strategy: q.strategy, members, overflow, max_waiting });
     }

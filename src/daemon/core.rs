@@ -97,6 +97,10 @@ pub(super) struct Running {
 
 struct Core {
     ivr: ivr::Ivr,
+    /// When each waiting caller last heard their position, and the trunks hearing one now.
+    last_announced: HashMap<CallId, Instant>,
+    announcing: std::collections::HashSet<ChannelId>,
+    next_announce: Instant,
     /// Recordings are kept this many days (0: for ever).
     retention_days: u32,
     /// Flows entered and keys pressed in flows, queued by call events for `ivr_work`.
@@ -253,6 +257,9 @@ impl Running {
         let mut core = Core {
             ivr,
             retention_days: config.ivr.retention_days,
+            last_announced: HashMap::new(),
+            announcing: Default::default(),
+            next_announce: Instant::now(),
             flow_queue: Default::default(),
             ivr_inbox: Default::default(),
             pending_speech: HashMap::new(),
@@ -724,7 +731,9 @@ impl Core {
                 }
                 EngineEvent::DtmfSent { channel } => Some(Input::DtmfSent { channel }),
                 EngineEvent::PlayDone { channel } => {
-                    self.ivr_play_done(channel).await;
+                    if !self.announcement_done(channel) {
+                        self.ivr_play_done(channel).await;
+                    }
                     None
                 }
             };
@@ -739,6 +748,10 @@ impl Core {
             self.apply_actions().await;
         }
         self.ivr_timers(now).await;
+        if now >= self.next_announce {
+            self.next_announce = now + Duration::from_secs(1);
+            self.announce_positions(now);
+        }
         self.ivr_work().await;
         if self.hub.poll_timeout().is_some_and(|t| t <= now) {
             self.hub.handle_timeout(now);
@@ -1086,6 +1099,9 @@ impl Core {
                 Notice::CallWaiting { call: id }
             }
             CallEvent::Answered { call, seat } => {
+                if let Some(trunk) = self.calls.trunk_of(call) {
+                    self.announcing.remove(&trunk);
+                }
                 let id = self.call_id(call);
                 info!("call {id}: answered by seat {seat}");
                 if let Some(agent) = self.hub.agent_on(seat).map(str::to_string) {
@@ -1125,6 +1141,10 @@ impl Core {
                 Notice::Digit { call: id, port: channel.port(), digit }
             }
             CallEvent::FlowEntered { call, flow, back_to } => {
+                // Whatever announcement was playing is over for this caller.
+                if let Some(trunk) = self.calls.trunk_of(call) {
+                    self.announcing.remove(&trunk);
+                }
                 // The flow_entered notice follows once the flow is chosen.
                 self.flow_queue.push_back((call, flow, back_to));
                 if let Some(seat) = back_to {
@@ -1154,6 +1174,9 @@ impl Core {
                 Notice::CallAnswered { call: id, seat: seat.port() }
             }
             CallEvent::Ended { call, disposition, cause } => {
+                if let Some(r) = self.records.get(&call) {
+                    self.announcing.remove(&r.trunk);
+                }
                 self.flow_ended(call);
                 let record = self.records.remove(&call);
                 let id = record.as_ref().map(|r| r.call_id.clone()).unwrap_or_else(|| format!("X{}", call.0));

@@ -366,6 +366,8 @@ pub struct Context {
     pub check_files: bool,
     pub services: Vec<String>,
     pub queues: Vec<String>,
+    /// The language of flows that do not name one.
+    pub lang: Lang,
 }
 
 #[derive(Debug, Deserialize)]
@@ -567,7 +569,7 @@ pub fn compile(text: &str, file: &Path, ctx: &Context) -> Result<Flow, Vec<Confi
     let mut c = Compiler { at: &at, errors: Vec::new(), ctx, names: HashMap::new(), file };
     let lang = match &raw.lang {
         Some(l) => c.lang(l, "lang"),
-        None => Lang::En,
+        None => ctx.lang,
     };
     for (i, n) in raw.node.keys().enumerate() {
         c.names.insert(n.clone(), i);

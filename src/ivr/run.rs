@@ -167,6 +167,19 @@ impl Run {
         now: Instant,
         local: PrimitiveDateTime,
     ) -> Run {
+        Run::start_with_tags(set, flow, vars, Vec::new(), now, local)
+    }
+
+    /// Starts a flow for a call that already has tags (from an earlier flow of the call),
+    /// so the agent who gets the call next sees them all.
+    pub fn start_with_tags(
+        set: Arc<FlowSet>,
+        flow: usize,
+        vars: BTreeMap<String, String>,
+        tags: Vec<(String, String)>,
+        now: Instant,
+        local: PrimitiveDateTime,
+    ) -> Run {
         let start = set.flows.get(flow).map(|f| f.start).unwrap_or(0);
         let mut run = Run {
             set,
@@ -174,7 +187,7 @@ impl Run {
             node: start,
             stack: Vec::new(),
             vars,
-            tags: Vec::new(),
+            tags,
             typeahead: VecDeque::new(),
             wait: Wait::Nothing,
             deadline: None,

@@ -16,6 +16,7 @@ fn ctx() -> Context {
         check_files: false,
         services: vec!["crm".into(), "auth".into(), "balance".into()],
         queues: vec!["sales".into(), "support".into(), "complaints".into()],
+        lang: super::Lang::En,
     }
 }
 

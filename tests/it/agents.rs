@@ -713,7 +713,8 @@ async fn a_blind_transfer_hands_the_caller_to_another_agent() {
     let talk = a.wait_for(EventKind::Talk).await.unwrap();
     let vocid = Tags::parse(&talk.s_param).unwrap().get("VOCID").map(String::from);
     assert_eq!(code(a.do_action(5, 0, "7777").await.unwrap_err()), ErrorCode::NotAllowed);
-    assert_eq!(code(a.do_action(5, 3, "110").await.unwrap_err()), ErrorCode::NotSupported);
+    assert_eq!(code(a.do_action(5, 3, "11x").await.unwrap_err()), ErrorCode::BadRequest);
+    assert_eq!(code(a.do_action(5, 4, "1002").await.unwrap_err()), ErrorCode::BadRequest);
     a.do_action(5, 0, "1002").await.unwrap();
     assert_eq!(a.wait_for(EventKind::Hangup).await.unwrap().s_param, "CAUSE:transferred|");
     assert!(state_after(&mut a, "STATE:wrap-up").await.starts_with("STATE:wrap-up|"));

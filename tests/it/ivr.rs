@@ -589,3 +589,46 @@ async fn flows_and_agents_transfer_callers_to_external_numbers() {
         d.cdrs()
     );
 }
+
+#[test]
+fn waiting_callers_hear_their_position_through_tts() {
+    let config = config("http://127.0.0.1:9")
+        .replace("tts = \"none\"", "tts = \"espeak-ng\"")
+        .replace("survey = \"survey\"", "announce_every_s = 5");
+    let mut d = Daemon::prepare(&config);
+    let flows = d.dir.path().join("flows");
+    std::fs::create_dir_all(flows.join("prompts")).unwrap();
+    std::fs::write(
+        flows.join("main.toml"),
+        "start = \"q\"\n[select]\ncalled = [\"8000\"]\n[node.q]\ntype = \"queue\"\nqueue = \"support\"\n",
+    )
+    .unwrap();
+    d.spawn();
+    let mut watch = d.connect();
+    watch.send(&json!({"id": 1, "cmd": "sim.call", "port": 1, "from": "13800138000", "hangup_after": 9.0,
+                       "watch": true}));
+    assert_eq!(watch.recv()["ok"], true);
+    let notices = watch.notices_until_end();
+    // Nobody is logged in: the caller waits, and after 5 s hears where they are.
+    assert!(of_type(&notices, "call_waiting").len() == 1, "{notices:?}");
+    assert_eq!(prompts_played(&notices), ["announcement"], "{notices:?}");
+    let cached = std::fs::read_dir(d.data().join("tts-cache/en")).unwrap().count();
+    assert!(cached >= 1, "the announcement was rendered and cached");
+}
+
+#[test]
+fn prompt_sets_are_built_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["prompts", "--lang", "zh", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let made = std::fs::read_dir(dir.path().join("prompt-sets/zh")).unwrap().count();
+    assert_eq!(made, switchboard::speech::items(switchboard::speech::Lang::Zh).len());
+    let wav = switchboard::audio::wav::read_wav(&dir.path().join("prompt-sets/zh/yuan.wav")).unwrap();
+    assert!(!switchboard::audio::wav::to_8k(wav).unwrap().is_empty());
+    let out = std::process::Command::new(BIN).args(["prompts", "--lang", "fr"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("use en, zh or all"));
+}

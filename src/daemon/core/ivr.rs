@@ -59,6 +59,7 @@ pub fn load_flows(config: &Config, prompt_sets: Option<&Path>) -> Result<FlowSet
             .filter(|r| r.flows.entry.is_none())
             .map(|r| r.name.clone())
             .collect(),
+        lang: config.ivr.lang,
     };
     let set = FlowSet::load_dir(&config.ivr.flows, &ctx)
         .map_err(|errors| errors.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
@@ -164,6 +165,12 @@ pub(super) enum IvrDone {
         play: u64,
         rendered: Vec<(String, Result<Vec<i16>, String>)>,
     },
+    /// A position announcement rendered for a waiting caller.
+    Announce {
+        call: CallId,
+        key: String,
+        audio: Result<Vec<i16>, String>,
+    },
 }
 
 /// A call in a flow.
@@ -190,6 +197,7 @@ pub(super) struct Ivr {
     web: Option<WebClient>,
     services: HashMap<String, Arc<ServiceConfig>>,
     tts: Option<Arc<TtsCache<EspeakNg>>>,
+    lang: Lang,
     done_tx: mpsc::UnboundedSender<IvrDone>,
     pub(super) done_rx: mpsc::UnboundedReceiver<IvrDone>,
     /// Counters for `status`.
@@ -233,6 +241,7 @@ impl Ivr {
             web,
             services: config.webservices.iter().map(|s| (s.name.clone(), Arc::new(s.clone()))).collect(),
             tts,
+            lang: config.ivr.lang,
             done_tx,
             done_rx,
             started: 0,
@@ -394,16 +403,13 @@ impl Core {
         // The tags set by earlier flows of the call stay.
         let old_tags: Vec<(String, String)> =
             self.ivr.calls.get(&call).map(|c| c.run.tags().to_vec()).unwrap_or_default();
-        for (name, value) in &old_tags {
-            vars.insert(format!("tag.{name}"), value.clone());
-        }
         let flows = self.ivr.flows.clone();
         let name = flows.flows[index].name.clone();
         info!("call {call_id}: entering flow {name}");
         self.notify(Notice::FlowEntered { call: call_id.clone(), flow: name.clone() });
         self.persist("the call's flow", self.store.cdr_set_flow(&call_id, &name));
         self.ivr.started += 1;
-        let run = Run::start(flows, index, vars, now, local);
+        let run = Run::start_with_tags(flows, index, vars, old_tags, now, local);
         self.ivr
             .calls
             .insert(call, IvrCall { run, trunk, back_to, queue: VecDeque::new(), play: 0, purpose: None });
@@ -475,6 +481,14 @@ impl Core {
                 self.ivr_input(call, Input::Web(result)).await;
             }
             IvrDone::Lists { call, lists } => self.ivr_input(call, Input::Lists(lists)).await,
+            IvrDone::Announce { call, key, audio } => match audio {
+                Ok(audio) => {
+                    if let Some(id) = self.ivr.put(key, audio) {
+                        self.play_announcement(call, id);
+                    }
+                }
+                Err(e) => warn!("call {}: the position announcement failed: {e}", self.call_id(call)),
+            },
             IvrDone::Tts { call, play, rendered } => {
                 for (key, audio) in rendered {
                     match audio {
@@ -728,6 +742,67 @@ impl Core {
                 }
             }
         }
+    }
+
+    /// Tells callers waiting in queues with announcements their place in line and how long
+    /// they have waited, every `announce` interval of their queue. The text goes through
+    /// TTS (cached: positions and minutes repeat), and hold music resumes after it.
+    pub(super) fn announce_positions(&mut self, now: Instant) {
+        if self.ivr.tts.is_none() {
+            return;
+        }
+        let positions = self.calls.queue_positions(now);
+        let waiting: std::collections::HashSet<CallId> = positions.iter().map(|p| p.call).collect();
+        self.last_announced.retain(|c, _| waiting.contains(c));
+        for p in positions {
+            let Some(every) = self.calls.route(p.route).and_then(|r| r.flows.announce) else { continue };
+            let last = *self.last_announced.entry(p.call).or_insert(now);
+            if now.saturating_duration_since(last) < every {
+                continue;
+            }
+            self.last_announced.insert(p.call, now);
+            let minutes = p.waited.as_secs() / 60;
+            let text = match self.ivr.lang {
+                Lang::Zh => format!("您前面还有{}位客户，您已等待{}分钟，请稍候。", p.position - 1, minutes),
+                Lang::En => format!(
+                    "You are number {} in line. You have been waiting {} minute{}. Thank you for holding.",
+                    p.position,
+                    minutes,
+                    if minutes == 1 { "" } else { "s" }
+                ),
+            };
+            let Some(tts) = self.ivr.tts.clone() else { return };
+            let key = format!("tts:{}", tts.key(&text, self.ivr.lang));
+            if let Some(&id) = self.ivr.loaded.get(&key) {
+                self.play_announcement(p.call, id);
+                continue;
+            }
+            let (tx, lang, call) = (self.ivr.done_tx.clone(), self.ivr.lang, p.call);
+            tokio::task::spawn_blocking(move || {
+                let audio = tts.render_cached(&text, lang).map(|(_, a)| a).map_err(|e| e.to_string());
+                let _ = tx.send(IvrDone::Announce { call, key, audio });
+            });
+        }
+    }
+
+    fn play_announcement(&mut self, call: CallId, prompt: PromptId) {
+        let still_waiting = self.calls.queue_positions(Instant::now()).iter().any(|p| p.call == call);
+        let Some(trunk) = self.calls.trunk_of(call).filter(|_| still_waiting) else { return };
+        self.announcing.insert(trunk);
+        self.notify(Notice::PromptPlayed { call: self.call_id(call), prompt: "announcement".into() });
+        self.engine(EngineCmd::PlayPrompt { channel: trunk, prompt, repeat: false });
+    }
+
+    /// An announcement ended: back to the music, if the caller still waits.
+    pub(super) fn announcement_done(&mut self, channel: ChannelId) -> bool {
+        if !self.announcing.remove(&channel) {
+            return false;
+        }
+        let waiting = self.calls.queue_positions(Instant::now()).iter().any(|p| p.trunk == channel);
+        if waiting {
+            self.engine(EngineCmd::PlayPrompt { channel, prompt: crate::media::HOLD_MUSIC, repeat: true });
+        }
+        true
     }
 
     /// The tags the flows of a call set, for the agent's Ring.
