@@ -442,7 +442,9 @@ impl Hub {
             }
             Request::QuerySeats {} => Ok(self.seats_json()),
             // The driver answers it: the calls are the call model's.
-            Request::QueryCalls {} => err(ErrorCode::Internal, "queryCalls is answered by the daemon"),
+            Request::QueryCalls {} | Request::QueryRecentCalls { .. } => {
+                err(ErrorCode::Internal, "this query is answered by the daemon")
+            }
         }
     }
 

@@ -74,6 +74,14 @@ pub enum Request {
     /// Calls waiting for an agent (with waiting times) and calls in conversation.
     #[serde(rename = "queryCalls")]
     QueryCalls {},
+    /// An agent's recent calls (their own; supervisors may name any agent).
+    #[serde(rename = "queryRecentCalls")]
+    QueryRecentCalls {
+        #[serde(default)]
+        agent: Option<String>,
+        #[serde(default)]
+        limit: Option<u32>,
+    },
 }
 
 /// An incoming line: the request and the client's id for it.

@@ -433,6 +433,30 @@ impl Core {
                 };
                 self.hub.reply(session, id, reply);
             }
+            AgentMsg::Request { session, id, request: Request_::QueryRecentCalls { agent, limit } } => {
+                use crate::agent::protocol::ErrorCode;
+                let who = self.hub.identity(session).map(|i| (i.agent.clone(), i.role.supervises()));
+                let target = match (who, agent) {
+                    (None, _) => Err((ErrorCode::NotLoggedIn, "log in first".to_string())),
+                    (Some((me, _)), None) => Ok(me),
+                    (Some((me, _)), Some(a)) if a == me => Ok(me),
+                    (Some((_, true)), Some(a)) => Ok(a),
+                    (Some(_), Some(_)) => {
+                        Err((ErrorCode::Forbidden, "only supervisors may see another agent's calls".to_string()))
+                    }
+                };
+                match target {
+                    Err(e) => self.hub.reply(session, id, Err(e)),
+                    Ok(agent) => {
+                        let limit = limit.unwrap_or(20).clamp(1, 200);
+                        let reply = match self.store.cdr_for_agent(&agent, limit).await {
+                            Ok(cdrs) => Ok(json!({ "agent": agent, "calls": cdrs.iter().map(cdr_json).collect::<Vec<_>>() })),
+                            Err(e) => Err((ErrorCode::Internal, format!("cannot read the calls: {e}"))),
+                        };
+                        self.hub.reply(session, id, reply);
+                    }
+                }
+            }
             AgentMsg::Request { session, id, request } => self.hub.request(now, session, id, request),
             AgentMsg::Disconnected { session } => {
                 self.hub.disconnect(session);

@@ -860,6 +860,12 @@ impl StoreHandle {
         self.run(move |c| ops::cdr_list(c, limit))
     }
 
+    /// The newest CDRs of calls an agent answered (the agent's recent calls).
+    pub fn cdr_for_agent(&self, agent: &str, limit: u32) -> Pending<Vec<Cdr>> {
+        let agent = agent.to_owned();
+        self.run(move |c| ops::cdr_for_agent(c, &agent, limit))
+    }
+
     /// One CDR by call id.
     pub fn cdr_get(&self, call_id: &str) -> Pending<Option<Cdr>> {
         let call_id = call_id.to_owned();

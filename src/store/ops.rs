@@ -186,6 +186,14 @@ pub(super) fn cdr_list(conn: &mut Connection, limit: u32) -> Result<Vec<Cdr>, St
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+pub(super) fn cdr_for_agent(conn: &mut Connection, agent: &str, limit: u32) -> Result<Vec<Cdr>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {CDR_COLUMNS} FROM cdr WHERE agent_id = ?1 ORDER BY start_utc DESC, id DESC LIMIT ?2"
+    ))?;
+    let rows = stmt.query_map(rusqlite::params![agent, limit], cdr_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 pub(super) fn cdr_get(conn: &mut Connection, call_id: &str) -> Result<Option<Cdr>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!("SELECT {CDR_COLUMNS} FROM cdr WHERE call_id = ?1"))?;
     Ok(stmt.query_row([call_id], cdr_from_row).optional()?)

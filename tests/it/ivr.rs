@@ -413,6 +413,15 @@ async fn type_ahead_and_a_crm_lookup_bring_the_caller_to_the_agent_with_tags_the
     assert!(row.contains(",1,") && row.contains('4'), "{csv}");
     let cdr = &d.cdrs()[0];
     assert_eq!(cdr["agent_id"], "1001", "{cdr}");
+    assert_eq!(cdr["queue"], "support", "{cdr}");
+    assert_eq!(cdr["flow"], "survey", "the last flow of the call: {cdr}");
+
+    // The agent's recent calls, over the agent protocol.
+    let recent = a.call(json!({"cmd": "queryRecentCalls", "limit": 5})).await.unwrap();
+    assert_eq!(recent["agent"], "1001");
+    assert_eq!(recent["calls"][0]["call_id"], cdr["call_id"], "{recent}");
+    let e = a.call(json!({"cmd": "queryRecentCalls", "agent": "9001"})).await.unwrap_err();
+    assert!(e.to_string().contains("only supervisors"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
