@@ -190,6 +190,8 @@ pub struct Hub {
     seats: Vec<Seat>,
     sessions: HashMap<SessionId, Session>,
     actions: VecDeque<HubAction>,
+    /// Message groups: each queue's member agents.
+    groups: HashMap<String, Vec<String>>,
 }
 
 type Reply = Result<serde_json::Value, (ErrorCode, String)>;
@@ -218,7 +220,7 @@ impl Hub {
                 consult: ConsultFlag::None,
             })
             .collect();
-        Hub { settings, seats, sessions: HashMap::new(), actions: VecDeque::new() }
+        Hub { settings, seats, sessions: HashMap::new(), actions: VecDeque::new(), groups: HashMap::new() }
     }
 
     /// Whether actions wait to be polled.
@@ -872,9 +874,10 @@ impl Hub {
         let Some(from) = self.seats[from_seat].agent.as_ref().map(|a| a.agent.clone()) else {
             return err(ErrorCode::NotLoggedIn, "log in first");
         };
-        let (to, text) = match i_param {
+        // Who gets it: one agent, the members of a group (a queue), or everyone else.
+        let (to, text): (Option<Vec<String>>, &str) = match i_param {
             0 => match s_param.split_once('|') {
-                Some((to, text)) => (Some(to.to_string()), text),
+                Some((to, text)) => (Some(vec![to.to_string()]), text),
                 None => {
                     return err(
                         ErrorCode::BadRequest,
@@ -883,11 +886,23 @@ impl Hub {
                 }
             },
             2 => (None, s_param),
-            1 => return err(ErrorCode::NotSupported, "messages to a group are not supported yet"),
+            1 => match s_param.split_once('|') {
+                Some((group, text)) => match self.groups.get(group) {
+                    Some(members) => (Some(members.iter().filter(|m| **m != from).cloned().collect()), text),
+                    None => return err(ErrorCode::NotAllowed, format!("no group (queue) is named {group:?}")),
+                },
+                None => {
+                    return err(ErrorCode::BadRequest, "sParam must be `GROUP|TEXT` for a message to a group")
+                }
+            },
             _ => {
-                return err(ErrorCode::BadRequest, format!("iParam {i_param}: 0 to an agent, 2 to everyone"))
+                return err(
+                    ErrorCode::BadRequest,
+                    format!("iParam {i_param}: 0 to an agent, 1 to a group, 2 to everyone"),
+                )
             }
         };
+        let single = i_param == 0;
         if text.is_empty() || text.len() > 1024 {
             return err(ErrorCode::BadRequest, "a message has 1 to 1024 bytes of text");
         }
@@ -896,7 +911,7 @@ impl Hub {
             .iter()
             .filter(|(_, s)| {
                 s.identity.as_ref().is_some_and(|i| match &to {
-                    Some(to) => &i.agent == to,
+                    Some(to) => to.contains(&i.agent),
                     None => i.agent != from,
                 })
             })
@@ -904,8 +919,8 @@ impl Hub {
             .collect();
         if targets.is_empty() {
             return match to {
-                Some(to) => err(ErrorCode::NotAllowed, format!("agent {to} is not logged in")),
-                None => Ok(json!({ "delivered": 0 })),
+                Some(to) if single => err(ErrorCode::NotAllowed, format!("agent {} is not logged in", to.join(""))),
+                _ => Ok(json!({ "delivered": 0 })),
             };
         }
         let mut body = String::new();
@@ -1129,6 +1144,11 @@ impl Hub {
         let (external, s_param) = (seat_call.external, seat_call.tags.encode());
         self.set_state(i, AgentState::Talking, "");
         self.emit(i, EventKind::Talk, i64::from(external), s_param);
+    }
+
+    /// Sets the message groups (a queue's name to its member agents).
+    pub fn set_groups(&mut self, groups: HashMap<String, Vec<String>>) {
+        self.groups = groups;
     }
 
     /// The agent sent their caller to a flow that brings them back: they wait, held.

@@ -234,6 +234,10 @@ impl Running {
                 pause_on_no_answer: config.agent.pause_on_no_answer,
             },
         );
+        let mut hub = hub;
+        hub.set_groups(
+            config.queues.iter().map(|q| (q.name.clone(), q.members.iter().map(|(a, _)| a.clone()).collect())).collect(),
+        );
         info!("agent protocol on {agent_addr}");
         match crate::accounts::admin_hint(&store).await {
             Ok(Some(hint)) => warn!("{hint}"),

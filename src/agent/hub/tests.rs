@@ -200,3 +200,31 @@ fn an_agent_who_lets_a_call_ring_out_is_paused() {
     assert_eq!(ev[1].s_param, "STATE:paused|REASON:no answer|AGENT:1001|");
     assert!(!a.contains(&HubAction::Availability { seat: SEAT, available: true }));
 }
+
+#[test]
+fn messages_reach_the_members_of_a_group() {
+    let mut t = T::new();
+    t.hub.set_groups(HashMap::from([("sales".to_string(), vec!["1001".to_string(), "1002".to_string()])]));
+    t.login(1, "1001", Role::Agent);
+    t.req(1, Request::OpenApp { slice_no: 2 });
+    t.login(2, "1002", Role::Agent);
+    t.login(3, "1003", Role::Agent);
+    t.drain();
+    t.hub.request(
+        t.now,
+        1,
+        Some(json!(1)),
+        Request::DoAction { act_id: 16, i_param: 1, s_param: "sales|meeting at 3".into() },
+    );
+    let actions = t.drain();
+    let to_member = T::events(&actions, 2);
+    assert_eq!(to_member.len(), 1);
+    assert_eq!(to_member[0].event, EventKind::Message);
+    assert_eq!(to_member[0].s_param, "FROM:1001|TEXT:meeting at 3|");
+    assert!(T::events(&actions, 3).is_empty(), "1003 is not in the group");
+    assert!(T::events(&actions, 1).is_empty(), "not back to the sender");
+    let r = t.req(1, Request::DoAction { act_id: 16, i_param: 1, s_param: "nobody|hi".into() });
+    assert_eq!(r["error"]["code"], "not_allowed", "{r}");
+    let r = t.req(1, Request::DoAction { act_id: 16, i_param: 1, s_param: "no separator".into() });
+    assert_eq!(r["error"]["code"], "bad_request", "{r}");
+}
