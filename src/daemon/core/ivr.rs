@@ -102,7 +102,7 @@ pub fn load_flows(config: &Config, prompt_sets: Option<&Path>) -> Result<FlowSet
         if missing > 0 && !matches!(engine_ok, Some(Ok(()))) {
             errors.push(format!(
                 "flows read out numbers in {lang}, the {lang} prompt set is incomplete, and no TTS engine \
-                 can make it: install espeak-ng or record the prompt set (switchboard prompts build)"
+                 can make it: install espeak-ng or record the prompt set (see `switchboard prompts`)"
             ));
         }
     }
