@@ -889,7 +889,9 @@ impl Hub {
             1 => match s_param.split_once('|') {
                 Some((group, text)) => match self.groups.get(group) {
                     Some(members) => (Some(members.iter().filter(|m| **m != from).cloned().collect()), text),
-                    None => return err(ErrorCode::NotAllowed, format!("no group (queue) is named {group:?}")),
+                    None => {
+                        return err(ErrorCode::NotAllowed, format!("no group (queue) is named {group:?}"))
+                    }
                 },
                 None => {
                     return err(ErrorCode::BadRequest, "sParam must be `GROUP|TEXT` for a message to a group")
@@ -919,7 +921,9 @@ impl Hub {
             .collect();
         if targets.is_empty() {
             return match to {
-                Some(to) if single => err(ErrorCode::NotAllowed, format!("agent {} is not logged in", to.join(""))),
+                Some(to) if single => {
+                    err(ErrorCode::NotAllowed, format!("agent {} is not logged in", to.join("")))
+                }
                 _ => Ok(json!({ "delivered": 0 })),
             };
         }

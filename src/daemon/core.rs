@@ -236,7 +236,11 @@ impl Running {
         );
         let mut hub = hub;
         hub.set_groups(
-            config.queues.iter().map(|q| (q.name.clone(), q.members.iter().map(|(a, _)| a.clone()).collect())).collect(),
+            config
+                .queues
+                .iter()
+                .map(|q| (q.name.clone(), q.members.iter().map(|(a, _)| a.clone()).collect()))
+                .collect(),
         );
         info!("agent protocol on {agent_addr}");
         match crate::accounts::admin_hint(&store).await {
@@ -445,16 +449,19 @@ impl Core {
                     (Some((me, _)), None) => Ok(me),
                     (Some((me, _)), Some(a)) if a == me => Ok(me),
                     (Some((_, true)), Some(a)) => Ok(a),
-                    (Some(_), Some(_)) => {
-                        Err((ErrorCode::Forbidden, "only supervisors may see another agent's calls".to_string()))
-                    }
+                    (Some(_), Some(_)) => Err((
+                        ErrorCode::Forbidden,
+                        "only supervisors may see another agent's calls".to_string(),
+                    )),
                 };
                 match target {
                     Err(e) => self.hub.reply(session, id, Err(e)),
                     Ok(agent) => {
                         let limit = limit.unwrap_or(20).clamp(1, 200);
                         let reply = match self.store.cdr_for_agent(&agent, limit).await {
-                            Ok(cdrs) => Ok(json!({ "agent": agent, "calls": cdrs.iter().map(cdr_json).collect::<Vec<_>>() })),
+                            Ok(cdrs) => Ok(
+                                json!({ "agent": agent, "calls": cdrs.iter().map(cdr_json).collect::<Vec<_>>() }),
+                            ),
                             Err(e) => Err((ErrorCode::Internal, format!("cannot read the calls: {e}"))),
                         };
                         self.hub.reply(session, id, reply);

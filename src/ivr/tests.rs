@@ -563,3 +563,82 @@ fn runaway_flows_are_stopped() {
     let e = errors("start = \"c\"\n[node.c]\ntype = \"call\"\nflow = \"bad\"\nnext = \"c\"\n");
     assert!(e[0].contains("the loop c -> c never waits"), "{e:?}");
 }
+
+#[test]
+fn area_greet_query_and_smart_routing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("areas.csv"),
+        "# prefix,region\n138,mobile\n0755,shenzhen\n075,guangdong\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("names.csv"), "13800138000,Li,Manager\n").unwrap();
+    let flow = r#"
+start = "area"
+[node.area]
+type = "area"
+table = "areas.csv"
+routes = { shenzhen = "own" }
+next = "greet"
+[node.greet]
+type = "greet"
+table = "names.csv"
+text = "${title} ${name}, good ${daypart}"
+next = "balance"
+[node.balance]
+type = "query"
+service = "balance"
+play = ["your-balance.wav"]
+value = "${balance}"
+say = "amount"
+next = "own"
+fail = "hangup"
+[node.own]
+type = "smartroute"
+agent = "${owner}"
+fail = "q"
+[node.q]
+type = "queue"
+queue = "sales"
+"#;
+    let path = dir.path().join("f.toml");
+    let s = Arc::new(FlowSet::compile(std::iter::once((path.as_path(), flow)), &ctx()).unwrap());
+    let now = Instant::now();
+    let vars = BTreeMap::from([("caller".to_string(), "13800138000".to_string())]);
+    let mut run = Run::start(s.clone(), 0, vars, now, datetime!(2026-11-30 15:00));
+    // Mobile numbers are tagged, and the caller is greeted by name with TTS.
+    assert_eq!(run.tags(), [("AREA".to_string(), "mobile".to_string())]);
+    assert_eq!(
+        run.poll_output(),
+        Some(Output::Play(vec![Speak::Tts {
+            text: "Manager Li, good afternoon".into(),
+            lang: super::Lang::En
+        }]))
+    );
+    run.handle(now, Input::PlayDone);
+    let Some(Output::Web { service, .. }) = run.poll_output() else { panic!("a web call") };
+    assert_eq!(service, "balance");
+    run.handle(
+        now,
+        Input::Web(Ok(BTreeMap::from([("balance".into(), "88.05".into()), ("owner".into(), "1002".into())]))),
+    );
+    assert_eq!(
+        run.poll_output(),
+        Some(Output::Play(vec![
+            file("your-balance.wav"),
+            Speak::Say { kind: SayKind::Amount, value: "88.05".into(), lang: super::Lang::En }
+        ]))
+    );
+    run.handle(now, Input::PlayDone);
+    // The customer's own agent, and the queue when they are not there.
+    assert_eq!(run.poll_output(), Some(Output::Agent { agent: "1002".into() }));
+    run.handle(now, Input::AgentUnavailable);
+    assert_eq!(run.poll_output(), Some(Output::Queue { queue: "sales".into(), priority: 0 }));
+
+    // A Shenzhen number goes straight to smart routing (longest prefix wins), and without
+    // an owner to the queue.
+    let vars = BTreeMap::from([("caller".to_string(), "075512345678".to_string())]);
+    let mut run = Run::start(s, 0, vars, now, datetime!(2026-11-30 15:00));
+    assert_eq!(run.tags(), [("AREA".to_string(), "shenzhen".to_string())]);
+    assert_eq!(run.poll_output(), Some(Output::Queue { queue: "sales".into(), priority: 0 }));
+}
