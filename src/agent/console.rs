@@ -87,6 +87,9 @@ pub fn request_for(line: &str) -> Result<Option<Value>, String> {
         }
         "transfer" if !rest.is_empty() => act(5, 0, rest),
         "transfer-queue" if !rest.is_empty() => act(5, 1, rest),
+        "transfer-ivr" if !rest.is_empty() => act(5, 2, rest),
+        "transfer-out" if !rest.is_empty() => act(5, 3, rest),
+        "ivr" if !rest.is_empty() => act(14, 0, rest),
         "consult" if !rest.is_empty() => act(6, 0, rest),
         "complete" => act(8, 0, ""),
         "cancel" => act(9, 0, ""),
@@ -100,6 +103,13 @@ pub fn request_for(line: &str) -> Result<Option<Value>, String> {
             None => Err("msg needs AGENT TEXT".into()),
         },
         "msgall" if !rest.is_empty() => act(16, 2, rest),
+        "msggroup" => match rest.split_once(char::is_whitespace) {
+            Some((group, text)) => act(16, 1, &format!("{group}|{}", text.trim())),
+            None => Err("msggroup needs QUEUE TEXT".into()),
+        },
+        "calls" => Ok(Some(json!({"cmd": "queryCalls"}))),
+        "recent" if rest.is_empty() => Ok(Some(json!({"cmd": "queryRecentCalls"}))),
+        "recent" => Ok(Some(json!({"cmd": "queryRecentCalls", "agent": rest}))),
         "seats" => Ok(Some(json!({"cmd": "querySeats"}))),
         "mask" => Ok(Some(json!({"cmd": "getActionEnables"}))),
         "watch" => Ok(Some(json!({"cmd": "SubscribeAll"}))),
@@ -115,8 +125,9 @@ pub fn request_for(line: &str) -> Result<Option<Value>, String> {
         }
         _ => Err(format!(
             "unknown command {word:?}: answer, hangup, hold, retrieve, call NUMBER [CALLERID], transfer AGENT, \
-             transfer-queue QUEUE, consult AGENT, complete, cancel, conference, dtmf DIGITS, \
-             pause [REASON], ready, done, msg AGENT TEXT, msgall TEXT, seats, mask, watch, control SEAT TYPE [IPARAM], quit"
+             transfer-queue QUEUE, transfer-ivr FLOW, transfer-out NUMBER, ivr FLOW (and back), consult AGENT, \
+             complete, cancel, conference, dtmf DIGITS, pause [REASON], ready, done, msg AGENT TEXT, \
+             msggroup QUEUE TEXT, msgall TEXT, seats, calls, recent [AGENT], mask, watch, control SEAT TYPE [IPARAM], quit"
         )),
     }
 }
@@ -168,13 +179,54 @@ fn print_result(r: Result<Value, ClientError>) -> Result<(), ClientError> {
     Ok(())
 }
 
-/// Runs interactively: commands from stdin, events printed as they come.
+/// The supervisor's panel: every seat's state and the waiting calls, as one block of text.
+async fn panel(client: &mut AgentClient) -> Result<String, ClientError> {
+    use std::fmt::Write;
+    let seats = client.call(json!({"cmd": "querySeats"})).await?;
+    let calls = client.call(json!({"cmd": "queryCalls"})).await?;
+    let mut out = String::from("-- seats --\n");
+    for s in seats["seats"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "{:<5} {:<8} {:<10} {}",
+            s["sliceNo"],
+            s["agent"].as_str().unwrap_or("-"),
+            s["stateName"].as_str().unwrap_or("?"),
+            s["reason"].as_str().unwrap_or("")
+        );
+    }
+    let waiting = calls["waiting"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let _ = writeln!(out, "-- waiting calls: {} --", waiting.len());
+    for c in waiting {
+        let _ = writeln!(
+            out,
+            "{:<18} from {:<14} waiting {:>5.0} s",
+            c["call"].as_str().unwrap_or("?"),
+            c["caller"].as_str().unwrap_or(""),
+            c["waitingS"].as_f64().unwrap_or(0.0)
+        );
+    }
+    Ok(out)
+}
+
+/// Runs interactively: commands from stdin, events printed as they come. With `--watch`,
+/// the panel of seats and waiting calls is printed again whenever it changes (checked
+/// every 2 s), so a supervisor's terminal stays a live view.
 pub async fn interactive(opts: Options) -> Result<(), ConsoleError> {
     let mut client = connect(&opts).await?;
     println!("type a command (help for the list), quit to leave");
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut refresh = tokio::time::interval(std::time::Duration::from_secs(2));
+    let mut shown = String::new();
     loop {
         tokio::select! {
+            _ = refresh.tick(), if opts.watch => {
+                let now = panel(&mut client).await?;
+                if now != shown {
+                    print!("{now}");
+                    shown = now;
+                }
+            }
             line = lines.next_line() => {
                 let Ok(Some(line)) = line else { return Ok(()) };
                 match line.trim() {
@@ -271,6 +323,19 @@ mod tests {
         assert_eq!(r("transfer 1002")["actId"], 5);
         assert_eq!(r("transfer-queue sales")["iParam"], 1);
         assert_eq!(r("msg 1002 see you at 3:00")["sParam"], "1002|see you at 3:00");
+        assert_eq!(
+            r("ivr check-pin"),
+            json!({"cmd": "DoAction", "actId": 14, "iParam": 0, "sParam": "check-pin"})
+        );
+        assert_eq!(
+            r("transfer-ivr survey"),
+            json!({"cmd": "DoAction", "actId": 5, "iParam": 2, "sParam": "survey"})
+        );
+        assert_eq!(r("transfer-out 83366857")["iParam"], 3);
+        assert_eq!(r("msggroup sales meeting at 3")["sParam"], "sales|meeting at 3");
+        assert_eq!(r("recent 1002"), json!({"cmd": "queryRecentCalls", "agent": "1002"}));
+        assert_eq!(r("calls"), json!({"cmd": "queryCalls"}));
+        assert!(request_for("msggroup sales").is_err());
         assert_eq!(
             r("control 5 1"),
             json!({"cmd": "DoControl", "targetSliceNo": 5, "controlType": 1, "iParam": 0})
