@@ -158,12 +158,7 @@ impl CallManager {
         if self.calls[i].route == usize::MAX {
             return Err(TransferError::Outgoing);
         }
-        let c = self.calls.remove(i);
-        self.stop_hold_music(&c);
-        let trunk = c.trunk;
-        self.calls.insert(i, c);
-        self.calls[i].monitors.clear();
-        self.push(Action::Media(EngineCmd::Unbridge { channel: trunk }));
+        self.detach_caller(i);
         if back {
             // The agent stays on the line with music until the caller comes back.
             self.seats[index] = SeatState::Waiting(call);
@@ -286,12 +281,7 @@ impl CallManager {
         if self.free_trunk(now).is_none() {
             return Err(TransferError::NoLine);
         }
-        let c = self.calls.remove(i);
-        self.stop_hold_music(&c);
-        let trunk = c.trunk;
-        self.calls.insert(i, c);
-        self.calls[i].monitors.clear();
-        self.push(Action::Media(EngineCmd::Unbridge { channel: trunk }));
+        self.detach_caller(i);
         self.seats[index] = SeatState::Released;
         self.push(Action::Media(EngineCmd::PlayTone { channel: seat, tone: ProgressTone::Busy }));
         self.push(Action::Event(CallEvent::TransferredAway { call, seat }));
@@ -313,6 +303,17 @@ impl CallManager {
         let answered = matches!(leg.state, CallState::Talking { .. });
         let disposition = if answered { Disposition::Answered } else { Disposition::NoAnswer };
         self.end(now, leg.id, disposition, "the caller hung up");
+    }
+
+    /// Takes call `i`'s caller away from the agent: no hold music, no supervisors, no
+    /// consultation, and the trunk no longer bridged to the seat.
+    fn detach_caller(&mut self, i: usize) {
+        let c = self.calls.remove(i);
+        self.stop_hold_music(&c);
+        let trunk = c.trunk;
+        self.calls.insert(i, c);
+        self.calls[i].monitors.clear();
+        self.push(Action::Media(EngineCmd::Unbridge { channel: trunk }));
     }
 
     /// An agent waiting for a caller who will not come back hears busy tone.
@@ -338,12 +339,7 @@ impl CallManager {
         if !inbound || c.consult.is_some() {
             return false;
         }
-        let c = self.calls.remove(i);
-        self.stop_hold_music(&c);
-        let trunk = c.trunk;
-        self.calls.insert(i, c);
-        self.calls[i].monitors.clear();
-        self.push(Action::Media(EngineCmd::Unbridge { channel: trunk }));
+        self.detach_caller(i);
         self.push(Action::Event(CallEvent::TransferredAway { call, seat }));
         self.enter_flow(now, i, flow, None);
         true
