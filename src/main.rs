@@ -36,6 +36,12 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Loads the IVR flows again in the running daemon; calls in progress finish on the
+    /// version they started with.
+    Reload {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Shows the running daemon's card, counters and calls.
     Status {
         #[arg(long)]
@@ -329,6 +335,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         },
         Command::Status { data_dir, json } => cli::status(&paths::data_dir(data_dir), json),
+        Command::Reload { data_dir } => cli::request(
+            &paths::data_dir(data_dir),
+            &switchboard::control::protocol::Request::FlowsReload {},
+            false,
+        ),
         Command::Cdr { data_dir, limit, json } => cli::cdr(&paths::data_dir(data_dir), limit, json),
         Command::Sim(cmd) => sim(cmd),
         Command::Dsp(DspCommand::Dtmf { file }) => {

@@ -18,6 +18,9 @@ pub enum Request {
     /// The daemon's state: card, engine counters, calls.
     #[serde(rename = "status")]
     Status {},
+    /// Loads the IVR flows again; calls in progress finish on the flows they started with.
+    #[serde(rename = "flows.reload")]
+    FlowsReload {},
     /// The most recent CDRs.
     #[serde(rename = "cdr.list")]
     CdrList {

@@ -1271,6 +1271,7 @@ impl Core {
     ) -> Result<serde_json::Value, String> {
         match request {
             Request::Status {} => Ok(self.status()),
+            Request::FlowsReload {} => self.reload_flows().await,
             Request::CdrList { .. } => Err("internal: cdr.list routed wrongly".into()),
             // The connection task streams notices itself.
             Request::Watch {} => Ok(json!(null)),

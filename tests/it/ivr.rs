@@ -641,3 +641,49 @@ fn prompt_sets_are_built_from_the_command_line() {
     let out = std::process::Command::new(BIN).args(["prompts", "--lang", "fr"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("use en, zh or all"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloading_flows_keeps_calls_on_the_version_they_started_with() {
+    let (d, _) = ivr_daemon();
+    let mut first = d.connect();
+    first.send(&json!({"id": 1, "cmd": "sim.call", "port": 1, "from": "13800138000", "hangup_after": 30.0,
+                       "watch": true}));
+    assert_eq!(first.recv()["ok"], true);
+    tokio::task::block_in_place(|| until(&mut first, |n| n["type"] == "prompt_played"));
+
+    // The new version greets with another prompt.
+    let main = d.dir.path().join("flows/main.toml");
+    std::fs::write(
+        &main,
+        MAIN.replace("play = [\"welcome.wav\"]", "play = [\"thanks.wav\", \"welcome.wav\"]"),
+    )
+    .unwrap();
+    let r = d.request(json!({"id": 2, "cmd": "flows.reload"}));
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["result"]["calls_on_previous_version"], 1, "{r}");
+
+    let mut second = d.connect();
+    second.send(&json!({"id": 3, "cmd": "sim.call", "port": 2, "from": "13900139000", "hangup_after": 3.0,
+                        "watch": true}));
+    assert_eq!(second.recv()["ok"], true);
+    let mut played = 0;
+    let new = tokio::task::block_in_place(|| {
+        until(&mut second, |n| {
+            played += usize::from(n["type"] == "prompt_played");
+            played == 2
+        })
+    });
+    assert_eq!(prompts_played(&new), ["thanks.wav", "welcome.wav"], "{new:?}");
+    let old = tokio::task::block_in_place(|| first.notices_until_end());
+    let old = prompts_played(&old);
+    assert_eq!(old, ["menu.wav", "noinput.wav", "menu.wav", "bye.wav"], "the first call's flow is unchanged");
+
+    // A broken version is refused whole, with its errors; the running one stays.
+    std::fs::write(&main, "start = \"x\"\n[node.y]\ntype = \"hangup\"\n").unwrap();
+    let r = d.request(json!({"id": 4, "cmd": "flows.reload"}));
+    assert_eq!(r["ok"], false, "{r}");
+    let e = r["error"].as_str().unwrap();
+    assert!(e.contains("main.toml:1:9: key `start`: no node named `x`"), "{e}");
+    let status = d.request(json!({"id": 5, "cmd": "status"}));
+    assert_eq!(status["result"]["ivr"]["flows"], json!(["check", "main", "survey"]), "{status}");
+}

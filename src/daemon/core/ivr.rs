@@ -193,6 +193,8 @@ pub(super) struct Ivr {
     bank: Arc<Prompts>,
     next_slot: usize,
     loaded: HashMap<String, PromptId>,
+    /// The latest loaded version of each prompt file.
+    paths: HashMap<PathBuf, PromptId>,
     pub(super) calls: HashMap<CallId, IvrCall>,
     web: Option<WebClient>,
     services: HashMap<String, Arc<ServiceConfig>>,
@@ -204,14 +206,23 @@ pub(super) struct Ivr {
     pub(super) started: u64,
     pub(super) web_calls: u64,
     pub(super) web_failures: u64,
+    /// What flows were loaded with, for reloads.
+    config: Config,
+    sets: PathBuf,
 }
 
 fn set_key(lang: Lang, item: &str) -> String {
     format!("set:{lang}:{item}")
 }
 
+/// A prompt file's key in the bank: its path, size and modification time, so that a file
+/// changed before a reload is loaded again and not taken for the old one.
 fn file_key(path: &Path) -> String {
-    format!("file:{}", path.display())
+    let meta = std::fs::metadata(path).ok();
+    let len = meta.as_ref().map_or(0, |m| m.len());
+    let mtime =
+        meta.and_then(|m| m.modified().ok()).and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+    format!("file:{}:{len}:{}", path.display(), mtime.map_or(0, |t| t.as_nanos()))
 }
 
 impl Ivr {
@@ -237,6 +248,7 @@ impl Ivr {
             bank,
             next_slot: 1,
             loaded: HashMap::new(),
+            paths: HashMap::new(),
             calls: HashMap::new(),
             web,
             services: config.webservices.iter().map(|s| (s.name.clone(), Arc::new(s.clone()))).collect(),
@@ -247,6 +259,8 @@ impl Ivr {
             started: 0,
             web_calls: 0,
             web_failures: 0,
+            config: config.clone(),
+            sets: sets.clone(),
         };
         ivr.preload(&sets).await?;
         Ok(ivr)
@@ -286,8 +300,17 @@ impl Ivr {
         }
         files.sort();
         for path in files {
-            let audio = super::load_wav(path.clone()).await?;
-            self.put(file_key(&path), audio.to_vec());
+            let key = file_key(&path);
+            let id = match self.loaded.get(&key) {
+                Some(id) => Some(*id),
+                None => {
+                    let audio = super::load_wav(path.clone()).await?;
+                    self.put(key, audio.to_vec())
+                }
+            };
+            if let Some(id) = id {
+                self.paths.insert(path, id);
+            }
         }
         // Prompt sets: build what is missing with the TTS engine, then load them.
         for lang in langs {
@@ -451,6 +474,26 @@ impl Core {
         }
     }
 
+    /// Loads the flows again. Calls in flows keep the set they started with (their `Run`
+    /// holds its `Arc`); new calls get the new one. A set with errors is refused whole and
+    /// the old one stays.
+    pub(super) async fn reload_flows(&mut self) -> Result<serde_json::Value, String> {
+        let set = load_flows(&self.ivr.config, Some(&self.ivr.sets)).map_err(|errors| {
+            warn!("flows not reloaded: {}", errors.join("; "));
+            format!("the flows have errors; the running ones stay:\n{}", errors.join("\n"))
+        })?;
+        let old = std::mem::replace(&mut self.ivr.flows, Arc::new(set));
+        let sets = self.ivr.sets.clone();
+        if let Err(e) = self.ivr.preload(&sets).await {
+            self.ivr.flows = old;
+            return Err(format!("the flows' prompts cannot be loaded; the running flows stay: {e}"));
+        }
+        let names: Vec<String> = self.ivr.flows.flows.iter().map(|f| f.name.clone()).collect();
+        let busy = self.ivr.calls.keys().filter(|c| self.calls.is_in_flow(**c)).count();
+        info!("flows reloaded: {} ({busy} calls finish on the previous version)", names.join(", "));
+        Ok(serde_json::json!({ "flows": names, "calls_on_previous_version": busy }))
+    }
+
     /// Runs due flow timers.
     pub(super) async fn ivr_timers(&mut self, now: Instant) {
         let due: Vec<CallId> = self
@@ -520,7 +563,7 @@ impl Core {
         let mut to_render = Vec::new();
         for item in &items {
             match item {
-                Speak::File(path) => match self.ivr.loaded.get(&file_key(path)) {
+                Speak::File(path) => match self.ivr.paths.get(path) {
                     Some(id) => prompts.push_back(*id),
                     None => warn!("prompt {} is not loaded: skipped", path.display()),
                 },
