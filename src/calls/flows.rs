@@ -29,6 +29,22 @@ impl CallManager {
         self.push(Action::Event(CallEvent::FlowEntered { call, flow, back_to }));
     }
 
+    /// The other seats in a call's conversation beyond its agent: the consulted agent in a
+    /// three-party conference, and supervisors who barged in. Empty for a two-party call.
+    pub fn conference_seats(&self, call: CallId) -> Vec<ChannelId> {
+        let Some(i) = self.call_index(call) else { return Vec::new() };
+        let c = &self.calls[i];
+        let mut seats: Vec<ChannelId> =
+            c.consult.filter(|k| k.conference).map(|k| k.seat).into_iter().collect();
+        seats.extend(
+            c.monitors
+                .iter()
+                .filter(|(_, mode)| *mode == super::supervise::MonitorMode::Barge)
+                .map(|(s, _)| *s),
+        );
+        seats
+    }
+
     /// The call a seat is talking on.
     pub fn call_on_seat(&self, seat: ChannelId) -> Option<CallId> {
         match self.seats.get(usize::from(seat.0)) {

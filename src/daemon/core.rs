@@ -1371,8 +1371,11 @@ impl Core {
             .calls()
             .filter_map(|(call, trunk, seat)| {
                 let seat = seat?;
+                // A three-party conference lists its other seats.
+                let conference: Vec<u16> =
+                    self.calls.conference_seats(call).iter().map(|s| s.port()).collect();
                 Some(json!({ "call": self.call_id(call), "caller": caller(call), "trunk": trunk.port(),
-                             "sliceNo": seat.port(),
+                             "sliceNo": seat.port(), "conference": conference,
                              "vocid": self.records.get(&call).and_then(|r| r.vocid.clone()) }))
             })
             .collect();

@@ -784,6 +784,10 @@ async fn consultation_can_be_cancelled_completed_or_turned_into_a_conference() {
     a.do_action(6, 0, "1002").await.unwrap();
     b.wait_for(EventKind::Talk).await.unwrap();
     a.do_action(15, 0, "").await.unwrap();
+    // The conference shows in the calls query: seat 3's call has seat 4 with it.
+    let calls = a.call(json!({"cmd": "queryCalls"})).await.unwrap();
+    assert_eq!(calls["talking"][0]["sliceNo"], 3, "{calls}");
+    assert_eq!(calls["talking"][0]["conference"], json!([4]), "{calls}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     dial(1, "5");
     assert!(tokio::task::block_in_place(|| far_heard(
