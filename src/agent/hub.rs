@@ -106,6 +106,8 @@ pub enum HubAction {
     SendDtmf { seat: ChannelId, digits: String },
     /// Put the seat's caller on hold, or take them back.
     Hold { seat: ChannelId, hold: bool },
+    /// Call another agent's seat (ActID 7, iParam 0); the driver answers request `id`.
+    CallAgent { session: SessionId, id: Option<serde_json::Value>, seat: ChannelId, agent: String },
     /// Place an outgoing call from a seat; the driver answers request `id` of `session` with
     /// [`Hub::reply`] once it knows whether the call could be placed.
     CallOut {
@@ -389,9 +391,12 @@ impl Hub {
                     Ok(HubAction::Transfer { session, id, seat: self.seats[i].channel, to })
                 })
             }
-            Request::DoAction { act_id: 7, i_param, s_param } => self
-                .call_out(session, *i_param, s_param)
-                .map(|(seat, number, caller_id)| HubAction::CallOut { session, id, seat, number, caller_id }),
+            Request::DoAction { act_id: 7, i_param, s_param } => {
+                self.call_out(session, *i_param, s_param).map(|(seat, number, caller_id)| match i_param {
+                    0 => HubAction::CallAgent { session, id, seat, agent: number },
+                    _ => HubAction::CallOut { session, id, seat, number, caller_id },
+                })
+            }
             _ => return None,
         };
         Some(checked)
@@ -640,7 +645,14 @@ impl Hub {
         let i = self.allowed_seat(session, Act::CallOut)?;
         match i_param {
             3 => {}
-            0 => return err(ErrorCode::NotSupported, "calls to an agent number are not supported yet"),
+            0 => {
+                // An agent number: the daemon finds the agent's seat.
+                let agent = s_param.trim();
+                if agent.is_empty() {
+                    return err(ErrorCode::BadRequest, "sParam is the agent id to call");
+                }
+                return Ok((self.seats[i].channel, agent.to_string(), String::new()));
+            }
             _ => {
                 return err(
                     ErrorCode::BadRequest,

@@ -237,6 +237,8 @@ enum CallState {
     Outbound { seat: ChannelId, phase: OutPhase, deadline: Option<Instant> },
     /// The trunk is answered and an IVR flow has the caller.
     Flow,
+    /// A call between two seats (`trunk` holds `from`); `deadline` while a seat rings.
+    Internal { from: ChannelId, to: ChannelId, answered: bool, deadline: Option<Instant> },
 }
 
 /// How far an outgoing call has got.
@@ -370,7 +372,10 @@ impl CallManager {
                         Some(c.last_ring + self.settings.trunk_ring_gap)
                     }
                     CallState::Offered { .. } => None,
-                    CallState::Talking { .. } | CallState::Outbound { .. } | CallState::Flow => None,
+                    CallState::Talking { .. }
+                    | CallState::Outbound { .. }
+                    | CallState::Flow
+                    | CallState::Internal { .. } => None,
                 };
                 let overflow = match c.state {
                     CallState::Offered { .. } => self
@@ -385,7 +390,7 @@ impl CallManager {
                     CallState::Offered { seat_deadline, .. } => {
                         [*seat_deadline, overflow].into_iter().flatten().min()
                     }
-                    CallState::Outbound { deadline, .. } => *deadline,
+                    CallState::Outbound { deadline, .. } | CallState::Internal { deadline, .. } => *deadline,
                     CallState::Talking { .. } | CallState::Flow => None,
                 };
                 ring_gap.into_iter().chain(seat)
@@ -412,6 +417,7 @@ impl CallManager {
         self.calls.iter().map(|c| {
             let seat = match c.state {
                 CallState::Talking { seat } | CallState::Outbound { seat, .. } => Some(seat),
+                CallState::Internal { from, .. } => Some(from),
                 CallState::Offered { .. } | CallState::Flow => None,
             };
             (c.id, c.trunk, seat)
@@ -479,6 +485,10 @@ impl CallManager {
                 }
                 CallState::Outbound { deadline: Some(d), .. } if now >= *d => {
                     self.outbound_timeout(now, i);
+                    continue;
+                }
+                CallState::Internal { deadline: Some(d), .. } if now >= *d => {
+                    self.internal_timeout(now, i);
                     continue;
                 }
                 _ => {}
@@ -689,7 +699,10 @@ impl CallManager {
                 .iter()
                 .filter_map(|&p| ChannelId::from_port(p))
                 .all(|c| tried.contains(&c) || self.seats.get(usize::from(c.0)) != Some(&SeatState::Idle)),
-            CallState::Talking { .. } | CallState::Outbound { .. } | CallState::Flow => false,
+            CallState::Talking { .. }
+            | CallState::Outbound { .. }
+            | CallState::Flow
+            | CallState::Internal { .. } => false,
         };
         if all_tried {
             if let CallState::Offered { tried, .. } = &mut self.calls[i].state {
@@ -775,6 +788,8 @@ impl CallManager {
             CallState::Outbound { seat, .. } => {
                 self.outbound_failed(now, call, seat, Disposition::NoAnswer, cause)
             }
+            // Internal calls have no trunk to lose (their `trunk` is a seat).
+            CallState::Internal { .. } => self.end(now, call.id, Disposition::Failed, cause),
         }
     }
 
@@ -782,6 +797,9 @@ impl CallManager {
         let index = usize::from(seat.0);
         let state = self.seats[index];
         match (event, state) {
+            (LineEvent::OffHook, SeatState::Ringing(call)) if self.internal_off_hook(now, call, seat) => {}
+            (LineEvent::OnHook, SeatState::Talking(call))
+                if self.internal_hangup(now, call, seat, "agent hung up") => {}
             (LineEvent::OffHook, SeatState::Ringing(call)) => {
                 let outbound = self
                     .call_index(call)
@@ -1011,6 +1029,12 @@ impl CallManager {
             return true;
         }
         let Some(SeatState::Talking(call)) = self.seats.get(index).copied() else { return false };
+        if self.internal_hangup(now, call, seat, cause) {
+            // The releasing agent's handset may still be up: busy tone until it goes down.
+            self.seats[index] = SeatState::Released;
+            self.push(Action::Media(EngineCmd::PlayTone { channel: seat, tone: ProgressTone::Busy }));
+            return true;
+        }
         if self.agent_left_first(now, call, seat) {
             self.seats[index] = SeatState::Released;
             self.push(Action::Media(EngineCmd::PlayTone { channel: seat, tone: ProgressTone::Busy }));
@@ -1105,6 +1129,7 @@ impl CallManager {
 
 pub mod consult;
 pub mod flows;
+pub mod internal;
 pub mod outbound;
 pub mod supervise;
 pub mod transfer;

@@ -560,3 +560,25 @@ fn a_caller_hanging_up_in_a_flow_ends_the_call_and_frees_a_waiting_agent() {
         cause: "caller hung up"
     })));
 }
+
+#[test]
+fn an_internal_call_rings_the_caller_then_the_callee_and_rings_out() {
+    let (mut m, t0) = manager(Strategy::RingAll);
+    assert_eq!(m.call_seat(t0, S1, S1, "1001", "1001"), Err(outbound::CallOutError::NoSuchSeat));
+    assert_eq!(m.call_seat(t0, S1, T1, "1001", "x"), Err(outbound::CallOutError::NoSuchSeat));
+    let call = m.call_seat(t0, S1, S2, "1001", "1002").unwrap();
+    assert_eq!(ringing(&drain(&mut m)), vec![S1], "the caller's phone rings first");
+    let a = line(&mut m, t0 + Duration::from_secs(1), S1, LineEvent::OffHook);
+    assert_eq!(ringing(&a), vec![S2]);
+    assert!(a.contains(&Action::Media(EngineCmd::PlayTone { channel: S1, tone: ProgressTone::Ringback })));
+    assert!(m.is_called_seat(call, S2) && !m.is_called_seat(call, S1));
+    // Nobody answers: the called phone stops, the caller hears busy tone.
+    m.handle_timeout(t0 + Duration::from_secs(30));
+    let a = drain(&mut m);
+    assert!(a.contains(&Action::Media(EngineCmd::Line { channel: S2, command: LineCommand::StopRing })));
+    assert!(a.contains(&Action::Media(EngineCmd::PlayTone { channel: S1, tone: ProgressTone::Busy })));
+    assert!(a
+        .iter()
+        .any(|x| matches!(x, Action::Event(CallEvent::Ended { disposition: Disposition::NoAnswer, .. }))));
+    assert_eq!(m.active_calls(), 0);
+}

@@ -527,6 +527,22 @@ impl Core {
                     self.refresh_queues();
                     self.calls.set_available(now, seat, available)
                 }
+                HubAction::CallAgent { session, id, seat, agent } => {
+                    let me = self.hub.agent_on(seat).unwrap_or("").to_string();
+                    let reply = match self.hub.agent_seats().get(agent.as_str()).copied() {
+                        None => Err(format!("agent {agent} is not logged in on a seat")),
+                        Some(to) => {
+                            self.calls.call_seat(now, seat, to, &me, &agent).map_err(|e| e.to_string())
+                        }
+                    };
+                    let reply = reply.map(|_| json!(null)).map_err(|m| {
+                        (
+                            crate::agent::protocol::ErrorCode::NotAllowed,
+                            format!("cannot call agent {agent}: {m}"),
+                        )
+                    });
+                    self.hub.reply(session, id, reply);
+                }
                 HubAction::CallOut { session, id, seat, number, caller_id } => {
                     let reply = match self.calls.call_out(now, seat, &number, &caller_id) {
                         Ok(_) => {
@@ -1061,11 +1077,21 @@ impl Core {
                 for (name, value) in self.flow_tags(call) {
                     t.set(&name, value);
                 }
-                let (caller, outbound) =
+                let (mut caller, outbound) =
                     self.records.get(&call).map(|r| (r.caller.clone(), r.outbound)).unwrap_or_default();
+                let called = self.calls.is_called_seat(call, seat);
+                if called {
+                    // An agent calling: the caller id is their agent id (the call's `trunk` is
+                    // their seat).
+                    let from = self.calls.trunk_of(call);
+                    caller = from.and_then(|s| self.hub.agent_on(s)).unwrap_or("").to_string();
+                }
                 t.set(tags::CALLERID, caller);
-                let ttype = if outbound {
+                let ttype = if outbound && !called {
                     "1"
+                } else if called {
+                    // An agent calling this one: an incoming call for this seat.
+                    "2"
                 } else if self.calls.is_transferred(call) {
                     "3"
                 } else {
@@ -1075,7 +1101,7 @@ impl Core {
                 if let Some(q) = self.queue_of(call) {
                     t.set("QUEUE", self.acd.queues()[q].name.clone());
                 }
-                self.hub.ringing(seat, call.0, t, true);
+                self.hub.ringing(seat, call.0, t, !called);
                 Notice::SeatRinging { call: id, seat: seat.port() }
             }
             CallEvent::Progress { call, seat, what } => {

@@ -850,3 +850,43 @@ async fn a_consultation_completes_into_a_transfer() {
         "CAUSE:released from the agent desktop|"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_calls_another_agent_by_number() {
+    let d = daemon(FAST_CONFIG);
+    let addr = d.agent_addr();
+    let mut a = agent(&addr, "1001", 3).await;
+    let mut b = agent(&addr, "1002", 4).await;
+    assert_eq!(code(a.do_action(7, 0, "7777").await.unwrap_err()), ErrorCode::NotAllowed);
+    assert_eq!(code(a.do_action(7, 0, "1001").await.unwrap_err()), ErrorCode::NotAllowed);
+    assert_eq!(code(a.do_action(7, 0, "").await.unwrap_err()), ErrorCode::BadRequest);
+
+    let mut watch = d.connect();
+    watch.send(&json!({"id": 1, "cmd": "watch"}));
+    let _ = watch.recv();
+    a.do_action(7, 0, "1002").await.unwrap();
+    // The caller's own phone rings first; once it is picked up, the other agent's rings.
+    let ring = b.wait_for(EventKind::Ring).await.unwrap();
+    let tags = Tags::parse(&ring.s_param).unwrap();
+    assert_eq!((tags.get("CALLERID"), tags.get("TTYPE")), (Some("1001"), Some("2")), "{}", ring.s_param);
+    assert_eq!(ring.i_param, 0, "an internal call");
+    b.wait_for(EventKind::Talk).await.unwrap();
+    a.wait_for(EventKind::Talk).await.unwrap();
+    // They hear each other.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(d.request(json!({"cmd": "sim.dial", "port": 3, "digits": "8"}))["ok"], true);
+    assert!(tokio::task::block_in_place(|| far_heard(
+        &mut watch,
+        4,
+        "heard digit 8",
+        Duration::from_secs(5)
+    )));
+    a.do_action(2, 0, "").await.unwrap();
+    b.wait_for(EventKind::Hangup).await.unwrap();
+    let cdr = tokio::task::block_in_place(|| {
+        assert!(crate::harness::eventually(Duration::from_secs(5), || d.cdrs()[0]["end"].is_string()));
+        d.cdrs()[0].clone()
+    });
+    assert_eq!((cdr["caller"].as_str(), cdr["callee"].as_str()), (Some("1001"), Some("1002")), "{cdr}");
+    assert_eq!(cdr["disposition"], "answered", "{cdr}");
+}
