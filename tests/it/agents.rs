@@ -890,3 +890,51 @@ async fn an_agent_calls_another_agent_by_number() {
     assert_eq!((cdr["caller"].as_str(), cdr["callee"].as_str()), (Some("1001"), Some("1002")), "{cdr}");
     assert_eq!(cdr["disposition"], "answered", "{cdr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_supervisor_console_shows_a_live_panel_of_seats_and_waiting_calls() {
+    use std::io::BufRead;
+    let d = daemon(&FAST_CONFIG.replace("wrap_up_s = 2", "wrap_up_s = 2\nring_seats_without_agent = false"));
+    let mut child = std::process::Command::new(crate::harness::BIN)
+        .args(["agent", "--server", &d.agent_addr(), "--agent", "9001", "--watch"])
+        .env("SWITCHBOARD_PASSWORD", PW)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    // Nobody is logged in on a seat: the call waits, and the panel shows it within 2 s.
+    let r = tokio::task::block_in_place(|| {
+        d.request(json!({"cmd": "sim.call", "port": 1, "from": "83366857", "hangup_after": 30.0}))
+    });
+    assert_eq!(r["ok"], true);
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let found = loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => {
+                let hit = line.contains("from 83366857");
+                seen.push(line);
+                if hit {
+                    break true;
+                }
+            }
+            Err(_) if std::time::Instant::now() > deadline => break false,
+            Err(_) => {}
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(found, "{seen:#?}");
+    assert!(seen.iter().any(|l| l == "-- waiting calls: 1 --"), "{seen:#?}");
+    assert!(seen.iter().any(|l| l == "-- seats --"), "{seen:#?}");
+}
