@@ -687,3 +687,36 @@ async fn reloading_flows_keeps_calls_on_the_version_they_started_with() {
     let status = d.request(json!({"id": 5, "cmd": "status"}));
     assert_eq!(status["result"]["ivr"]["flows"], json!(["check", "main", "survey"]), "{status}");
 }
+
+#[test]
+fn a_voicemail_is_recorded_stored_and_listed() {
+    let mut d = Daemon::prepare(&config("http://127.0.0.1:9").replace("survey = \"survey\"\n", ""));
+    let flows = d.dir.path().join("flows");
+    std::fs::create_dir_all(flows.join("prompts")).unwrap();
+    tone(&flows.join("prompts/beep.wav"), 1000.0, 0.3);
+    std::fs::write(
+        flows.join("main.toml"),
+        "start = \"vm\"\n[select]\ncalled = [\"8000\"]\n[node.vm]\ntype = \"voicemail\"\nplay = [\"beep.wav\"]\nmailbox = \"${called}\"\n",
+    )
+    .unwrap();
+    d.spawn();
+    // The caller speaks (types digits, which are audio too) for about 2 s, then presses #.
+    let notices = d.call(1, "13800138000", "1234#", Some(10.0));
+    let end = of_type(&notices, "call_ended")[0];
+    assert_eq!(end["cause"], "hung up by the flow", "# ends the message, then the flow hangs up: {end}");
+    let vocid = end["vocid"].as_str().expect("the message is recorded").to_string();
+    let out = std::process::Command::new(BIN)
+        .args(["voicemail", "list", "--mailbox", "8000", "--json", "--data-dir"])
+        .arg(d.data())
+        .output()
+        .unwrap();
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    assert_eq!(list[0]["vocid"], vocid.as_str(), "{list}");
+    assert_eq!(list[0]["caller"], "13800138000", "{list}");
+    let ms = list[0]["duration_ms"].as_i64().expect("the message's length");
+    assert!((300..5000).contains(&ms), "{list}");
+    let wav = crate::harness::eventually(Duration::from_secs(5), || {
+        std::fs::read_dir(d.data().join("recordings")).is_ok()
+    });
+    assert!(wav);
+}

@@ -182,8 +182,8 @@ pub(super) struct IvrCall {
     queue: VecDeque<PromptId>,
     /// Counts plays, so that a TTS result for an abandoned play is dropped.
     play: u64,
-    /// What the flow's current recording is for.
-    purpose: Option<RecordPurpose>,
+    /// What the flow's current recording is for, and since when.
+    purpose: Option<(RecordPurpose, Instant)>,
 }
 
 /// The IVR's state in the core.
@@ -689,15 +689,15 @@ impl Core {
                 }
                 Output::RecordStart(purpose) => {
                     if let Some(c) = self.ivr.calls.get_mut(&call) {
-                        c.purpose = Some(purpose);
+                        c.purpose = Some((purpose, now));
                     }
                     self.calls.flow_record(call);
                     self.apply_actions().await;
                 }
                 Output::RecordStop => {
                     let purpose = self.ivr.calls.get_mut(&call).and_then(|c| c.purpose.take());
-                    if let Some(RecordPurpose::Voicemail { mailbox }) = purpose {
-                        self.save_voicemail(call, mailbox);
+                    if let Some((RecordPurpose::Voicemail { mailbox }, since)) = purpose {
+                        self.save_voicemail(call, mailbox, now.saturating_duration_since(since));
                     }
                 }
                 Output::StoreInput { name, value } => {
@@ -853,8 +853,9 @@ impl Core {
         self.ivr.calls.get(&call).map(|c| c.run.tags().to_vec()).unwrap_or_default()
     }
 
-    /// Stores a voicemail message: the call's recording, under a mailbox.
-    fn save_voicemail(&mut self, call: CallId, mailbox: String) {
+    /// Stores a voicemail message under a mailbox: the call's recording (VOCID) and the
+    /// message's length, from the start of the recording to `#` or the hang-up.
+    fn save_voicemail(&mut self, call: CallId, mailbox: String, length: std::time::Duration) {
         let (call_id, caller, vocid) = self
             .records
             .get(&call)
@@ -871,7 +872,7 @@ impl Core {
             caller: Some(caller).filter(|c| !c.is_empty()),
             vocid,
             at: OffsetDateTime::now_utc(),
-            duration_ms: None,
+            duration_ms: Some(length.as_millis().min(i64::MAX as u128) as i64),
         };
         self.persist_id("a voicemail", self.store.voicemail_add(message));
     }
@@ -888,8 +889,8 @@ impl Core {
     pub(super) fn flow_ended(&mut self, call: CallId) {
         // A caller who hangs up while leaving a message has left it.
         let purpose = self.ivr.calls.get_mut(&call).and_then(|c| c.purpose.take());
-        if let Some(RecordPurpose::Voicemail { mailbox }) = purpose {
-            self.save_voicemail(call, mailbox);
+        if let Some((RecordPurpose::Voicemail { mailbox }, since)) = purpose {
+            self.save_voicemail(call, mailbox, Instant::now().saturating_duration_since(since));
         }
         self.ivr.calls.remove(&call);
         self.pending_speech.remove(&call);
