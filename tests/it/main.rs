@@ -2,13 +2,16 @@
 
 mod accounts;
 mod agents;
+mod alsa;
 mod audio;
 mod cli;
 mod dsp;
 mod e2e;
 mod engine;
+mod fsk;
 mod harness;
 mod ivr;
+mod pri;
 mod reports;
 mod store;
 

@@ -1,0 +1,1 @@
+//! DAHDI backend (being written).

@@ -1,0 +1,1 @@
+//! Analog line signalling (being written).

@@ -1,0 +1,1 @@
+//! libpri as a test peer (being written).
