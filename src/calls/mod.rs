@@ -204,10 +204,21 @@ pub enum Action {
     },
     Cdr(CdrUpdate),
     Event(CallEvent),
+    /// Opens or closes the FSK caller id window on a trunk: the engine demodulates the
+    /// channel's audio only while it is open.
+    CallerIdListen {
+        trunk: ChannelId,
+        on: bool,
+    },
+    /// Sends caller id to the phone on a seat port now (between the first and second ring).
+    SendCallerId {
+        seat: ChannelId,
+        caller: crate::line::CallerIdInfo,
+    },
 }
 
 /// Inputs from the media engine and card.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
     Line {
         channel: ChannelId,
@@ -224,6 +235,11 @@ pub enum Input {
     /// The engine finished sending the DTMF digits queued on a channel.
     DtmfSent {
         channel: ChannelId,
+    },
+    /// FSK caller id received on a trunk (decoded by the control plane).
+    CallerId {
+        channel: ChannelId,
+        caller: crate::line::CallerIdInfo,
     },
 }
 
@@ -442,6 +458,8 @@ impl CallManager {
             },
             Input::Digit { channel, digit } => self.digit(now, channel, digit),
             Input::DtmfSent { channel } => self.outbound_dialled(now, channel),
+            // Taken by the line layer (being written); nothing uses FSK caller id yet.
+            Input::CallerId { .. } => {}
             Input::Tone { channel, tone } if self.outbound_on(channel).is_some() => {
                 self.outbound_tone(now, channel, tone)
             }

