@@ -106,6 +106,9 @@ pub enum HubAction {
     SendDtmf { seat: ChannelId, digits: String },
     /// Put the seat's caller on hold, or take them back.
     Hold { seat: ChannelId, hold: bool },
+    /// Answer the call ringing on a sound-device seat (ActID 1): a headset has no hook switch,
+    /// so the desktop takes it off-hook.
+    Answer { seat: ChannelId },
     /// Call another agent's seat (ActID 7, iParam 0); the driver answers request `id`.
     CallAgent { session: SessionId, id: Option<serde_json::Value>, seat: ChannelId, agent: String },
     /// Place an outgoing call from a seat; the driver answers request `id` of `session` with
@@ -812,7 +815,16 @@ impl Hub {
             AgentState::WrapUp => &[Act::CallOut, Act::EndWrapUp, Act::Pause, Act::SetState, Act::Message],
             AgentState::Paused => &[Act::Unpause, Act::SetState, Act::Message],
         };
-        acts.iter().fold(0, |m, a| m | a.bit())
+        let mask = acts.iter().fold(0, |m, a| m | a.bit());
+        // A headset on the appliance (kind 2) has no hook switch: the desktop answers for it,
+        // both a caller ringing it and its own click-to-call ringing it first. An analog phone
+        // answers by lifting its handset, which no desktop can do for it.
+        if seat.kind == ChannelKind::Sound && matches!(seat.state, AgentState::Ringing | AgentState::Dialing)
+        {
+            mask | Act::Answer.bit()
+        } else {
+            mask
+        }
     }
 
     fn do_action(&mut self, now: Instant, i: usize, act_id: i64, i_param: i64, s_param: &str) -> Reply {
@@ -842,6 +854,10 @@ impl Hub {
                     );
                 }
                 self.actions.push_back(HubAction::SendDtmf { seat: channel, digits: s_param.to_string() });
+                Ok(json!(null))
+            }
+            Act::Answer => {
+                self.actions.push_back(HubAction::Answer { seat: channel });
                 Ok(json!(null))
             }
             Act::Hold | Act::Retrieve => {

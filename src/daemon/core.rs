@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use switchboard_driver_api::{CardInfo, ChannelId, ChannelKind};
+use switchboard_driver_api::{CardInfo, ChannelId, ChannelKind, LineCommand};
 use switchboard_driver_sim::SimCard;
 use time::OffsetDateTime;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -505,6 +505,20 @@ impl Core {
             match action {
                 HubAction::Send { session, line } => self.send_line(session, line),
                 HubAction::Close { session, reason } => self.close_session(session, reason),
+                HubAction::Answer { seat } => {
+                    self.engine(EngineCmd::Line { channel: seat, command: LineCommand::OffHook });
+                }
+                // A headset hangs up the way a handset does: the card puts it on-hook and
+                // raises the on-hook event the call model already handles.
+                HubAction::Release { seat }
+                    if self
+                        .info
+                        .channels
+                        .get(usize::from(seat.0))
+                        .is_some_and(|c| c.kind == ChannelKind::Sound) =>
+                {
+                    self.engine(EngineCmd::Line { channel: seat, command: LineCommand::OnHook });
+                }
                 HubAction::Release { seat } => {
                     if !self.calls.release_seat(now, seat, "released from the agent desktop") {
                         warn!("{seat}: release asked but the seat is not talking");

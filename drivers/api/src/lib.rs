@@ -282,6 +282,106 @@ pub trait Card: Send {
     fn command(&mut self, channel: ChannelId, command: LineCommand) -> Result<(), CardError>;
 }
 
+impl<C: Card + ?Sized> Card for Box<C> {
+    fn info(&self) -> &CardInfo {
+        (**self).info()
+    }
+
+    fn tick(&mut self, io: &mut TickIo) -> Result<(), CardError> {
+        (**self).tick(io)
+    }
+
+    fn command(&mut self, channel: ChannelId, command: LineCommand) -> Result<(), CardError> {
+        (**self).command(channel, command)
+    }
+}
+
+/// Several cards driven as one by one real-time thread.
+///
+/// The first card is the clock: its `tick` waits for the hardware. The others must have been
+/// opened so that their `tick` never blocks (a sound device in slave mode, say), taking what
+/// their hardware has buffered and padding or dropping to stay in step. Their channels follow
+/// the first card's, in order, so ports and spans are numbered across the cards as one.
+///
+/// Sharing one clock is what lets a headset on the sound card talk to a trunk on the
+/// telephony card: both are mixed in the same engine tick.
+pub struct CompositeCard {
+    cards: Vec<Box<dyn Card>>,
+    info: CardInfo,
+    /// Each card's own buffers, reused on every tick.
+    ios: Vec<TickIo>,
+    /// The first channel (and span) of each card in the combined numbering.
+    offsets: Vec<(u16, u16)>,
+}
+
+impl CompositeCard {
+    /// Combines cards; `cards[0]` is the clock. Fails when the channels do not fit the
+    /// 16-bit channel numbering.
+    pub fn new(cards: Vec<Box<dyn Card>>) -> Result<CompositeCard, CardError> {
+        let mut info = CardInfo { name: String::new(), spans: Vec::new(), channels: Vec::new() };
+        let mut offsets = Vec::with_capacity(cards.len());
+        let mut names = Vec::new();
+        for card in &cards {
+            let sub = card.info();
+            let too_many = || CardError::Io(std::io::Error::other("too many channels for one engine"));
+            let first_channel = u16::try_from(info.channels.len()).map_err(|_| too_many())?;
+            let first_span = u16::try_from(info.spans.len()).map_err(|_| too_many())?;
+            offsets.push((first_channel, first_span));
+            names.push(sub.name.clone());
+            for span in &sub.spans {
+                let mut span = span.clone();
+                span.index = span.index.checked_add(first_span).ok_or_else(too_many)?;
+                info.spans.push(span);
+            }
+            for channel in &sub.channels {
+                let mut channel = channel.clone();
+                channel.id = ChannelId(channel.id.0.checked_add(first_channel).ok_or_else(too_many)?);
+                channel.span = channel.span.checked_add(first_span).ok_or_else(too_many)?;
+                info.channels.push(channel);
+            }
+        }
+        info.name = names.join(" + ");
+        let ios = cards.iter().map(|c| TickIo::for_card(c.info())).collect();
+        Ok(CompositeCard { cards, info, ios, offsets })
+    }
+
+    /// The card that owns a combined channel, and the channel's number on that card.
+    fn locate(&self, channel: ChannelId) -> Option<(usize, ChannelId)> {
+        let i = self.offsets.iter().rposition(|&(first, _)| first <= channel.0)?;
+        let local = ChannelId(channel.0 - self.offsets[i].0);
+        (usize::from(local.0) < self.cards[i].info().channels.len()).then_some((i, local))
+    }
+}
+
+impl Card for CompositeCard {
+    fn info(&self) -> &CardInfo {
+        &self.info
+    }
+
+    fn tick(&mut self, io: &mut TickIo) -> Result<(), CardError> {
+        for (i, card) in self.cards.iter_mut().enumerate() {
+            let first = usize::from(self.offsets[i].0);
+            let sub = &mut self.ios[i];
+            let n = sub.tx.len();
+            sub.tx.copy_from_slice(&io.tx[first..first + n]);
+            sub.events.clear();
+            sub.events_lost = 0;
+            card.tick(sub)?;
+            io.rx[first..first + n].copy_from_slice(&sub.rx);
+            for e in &sub.events {
+                io.push_event(ChannelId(e.channel.0 + self.offsets[i].0), e.event);
+            }
+            io.events_lost = io.events_lost.saturating_add(sub.events_lost);
+        }
+        Ok(())
+    }
+
+    fn command(&mut self, channel: ChannelId, command: LineCommand) -> Result<(), CardError> {
+        let (i, local) = self.locate(channel).ok_or(CardError::NoSuchChannel(channel))?;
+        self.cards[i].command(local, command)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,5 +413,70 @@ mod tests {
         assert_eq!(io.events.len(), MAX_EVENTS_PER_TICK);
         assert_eq!(io.events_lost, 3);
         assert_eq!(io.rx[0][0], 0xD5);
+    }
+
+    /// A card that counts its ticks and echoes what it is sent, to check the composite's
+    /// numbering and buffer copying.
+    struct Echo {
+        info: CardInfo,
+        ticks: u32,
+        commands: Vec<(ChannelId, LineCommand)>,
+    }
+
+    impl Echo {
+        fn new(name: &str, channels: u16) -> Echo {
+            let channels = (0..channels)
+                .map(|c| ChannelInfo {
+                    id: ChannelId(c),
+                    kind: ChannelKind::Sound,
+                    span: 0,
+                    position: c + 1,
+                    law: Law::Alaw,
+                })
+                .collect();
+            let spans = vec![SpanInfo { index: 0, kind: SpanKind::Sound, name: name.into() }];
+            Echo { info: CardInfo { name: name.into(), spans, channels }, ticks: 0, commands: Vec::new() }
+        }
+    }
+
+    impl Card for Echo {
+        fn info(&self) -> &CardInfo {
+            &self.info
+        }
+        fn tick(&mut self, io: &mut TickIo) -> Result<(), CardError> {
+            self.ticks += 1;
+            for (rx, tx) in io.rx.iter_mut().zip(&io.tx) {
+                *rx = *tx;
+            }
+            io.push_event(ChannelId(0), LineEvent::OffHook);
+            Ok(())
+        }
+        fn command(&mut self, channel: ChannelId, command: LineCommand) -> Result<(), CardError> {
+            self.commands.push((channel, command));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_composite_numbers_channels_across_its_cards_and_copies_their_audio() {
+        let mut card =
+            CompositeCard::new(vec![Box::new(Echo::new("a", 2)), Box::new(Echo::new("b", 3))]).expect("fits");
+        assert_eq!(card.info().channels.len(), 5);
+        assert_eq!(card.info().name, "a + b");
+        assert_eq!(card.info().channels[3].id, ChannelId(3));
+        assert_eq!(card.info().channels[3].span, 1);
+        assert_eq!(card.info().spans[1].index, 1);
+        let mut io = TickIo::for_card(card.info());
+        for (i, tx) in io.tx.iter_mut().enumerate() {
+            tx.fill(i as u8);
+        }
+        card.tick(&mut io).expect("tick");
+        for (i, rx) in io.rx.iter().enumerate() {
+            assert!(rx.iter().all(|&b| b == i as u8), "channel {i} came back wrong");
+        }
+        let channels: Vec<u16> = io.events.iter().map(|e| e.channel.0).collect();
+        assert_eq!(channels, [0, 2]);
+        card.command(ChannelId(4), LineCommand::Ring).expect("command");
+        assert!(matches!(card.command(ChannelId(5), LineCommand::Ring), Err(CardError::NoSuchChannel(_))));
     }
 }
