@@ -11,6 +11,7 @@
 
 mod control_server;
 mod core;
+pub mod dchannel;
 
 pub use self::core::{load_flows, prompt_set_dir};
 
