@@ -1002,6 +1002,9 @@ impl Span {
                     self.free(i);
                 }
             }
+            // The peer's T303 sent its SETUP again before our answer arrived: the answer is
+            // on its way, so the copy is ignored.
+            MessageType::Setup if !outgoing => {}
             MessageType::Notify | MessageType::Facility => {}
             MessageType::Other(_) => {
                 self.stats.unknown_messages += 1;

@@ -631,6 +631,36 @@ fn t313_clears_when_connect_is_not_acknowledged() {
 }
 
 #[test]
+fn repeated_setup_is_ignored_and_t304_clears_a_stalled_overlap_call() {
+    let mut b = Bare::new(Role::Network);
+    let setup = [0x08, 0x02, 0x00, 0x0A, 0x05, 0x04, 0x03, 0x80, 0x90, 0xA3, 0x70, 0x02, 0x80, b'1'];
+    b.send_raw(&setup);
+    let (c, _) = incoming(&b.events);
+    b.send_raw(&setup);
+    assert!(b.got.is_empty(), "{:?}", b.got);
+    assert_eq!(b.span.call_count(), 1);
+    b.span.hangup(b.now, c, cause::NORMAL_CLEARING).expect("reject");
+    b.pump();
+    assert_eq!(b.kinds(), vec![MessageType::ReleaseComplete]);
+    b.events.clear();
+
+    let mut p = CallParams::speech("1", None);
+    p.sending_complete = false;
+    let c = b.span.connect(b.now, p).expect("connect");
+    b.pump();
+    let cref = b.got[0].call_ref.value;
+    b.got.clear();
+    b.send(&Message::new(MessageType::SetupAck, CallRef { value: cref, flag: true }));
+    assert_eq!(b.events, vec![PriEvent::SetupAck { call: c }]);
+    b.span.send_digits(b.now, c, "2", false).expect("digits");
+    b.pump();
+    assert_eq!(b.kinds(), vec![MessageType::Information]);
+    b.advance(ms(30_000));
+    assert_eq!(b.got[0].kind, MessageType::Disconnect);
+    assert!(b.events.iter().any(|e| matches!(e, PriEvent::Hangup { cause, .. } if cause.value == 102)));
+}
+
+#[test]
 fn unknown_message_type_gets_status_97() {
     let mut b = Bare::new(Role::Network);
     let c = b.span.connect(b.now, CallParams::speech("1", None)).expect("connect");
