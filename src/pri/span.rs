@@ -120,6 +120,8 @@ pub enum PriEvent {
         called: CalledNumber,
         sending_complete: bool,
         bearer: Bearer,
+        /// Display text (the caller's name, on networks that send it).
+        display: Option<String>,
     },
     /// Overlap receiving: more digits of the called number.
     MoreDigits {
@@ -741,6 +743,7 @@ impl Span {
             called: msg.ies.called.unwrap_or_default(),
             sending_complete: msg.ies.sending_complete,
             bearer,
+            display: msg.ies.display,
         });
     }
 

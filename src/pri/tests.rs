@@ -616,8 +616,10 @@ fn t313_clears_when_connect_is_not_acknowledged() {
     let mut setup = Message::new(MessageType::Setup, CallRef { value: 9, flag: false });
     setup.ies.bearer = Some(Bearer::SPEECH_ALAW);
     setup.ies.channel = Some(ChannelIdent { exclusive: true, sel: ChannelSel::Timeslot(17) });
+    setup.ies.display = Some("Reception".into());
     b.send(&setup);
     let (c, ch) = incoming(&b.events);
+    assert!(matches!(&b.events[0], PriEvent::Incoming { display: Some(d), .. } if d == "Reception"));
     assert_eq!(ch, 16, "timeslot 17 is B-channel 16");
     b.span.answer(b.now, c).expect("answer");
     b.pump();
