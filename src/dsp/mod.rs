@@ -14,8 +14,10 @@
 //! spandsp rounds both to 3.14. Power of arbitrary signals is measured as RMS against the
 //! RMS of that reference sine, so [`level::dbm0`] of a sine generated at L dBm0 reads L.
 
+pub mod callerid;
 pub mod dtmf;
 pub mod echo;
+pub mod fsk;
 pub mod g711;
 pub mod level;
 pub mod tone;
