@@ -65,7 +65,7 @@ impl CallManager {
         }
         self.calls[i].consult = Some(Consult { seat: target, talking: false, conference: false });
         self.seats[t] = SeatState::Consulting(call);
-        self.push(Action::Media(EngineCmd::Line { channel: target, command: LineCommand::Ring }));
+        self.line_cmd(target, LineCommand::Ring);
         self.push(Action::Event(CallEvent::SeatRinging { call, seat: target }));
         self.relisten(i);
         Ok(())
@@ -153,7 +153,7 @@ impl CallManager {
             self.push(Action::Media(EngineCmd::PlayTone { channel: c.seat, tone: ProgressTone::Busy }));
         } else {
             self.seats[index] = SeatState::Idle;
-            self.push(Action::Media(EngineCmd::Line { channel: c.seat, command: LineCommand::StopRing }));
+            self.line_cmd(c.seat, LineCommand::StopRing);
         }
         self.push(Action::Event(CallEvent::ConsultEnded { call, seat: c.seat }));
     }

@@ -24,7 +24,7 @@ impl CallManager {
         c.held = false;
         let call = c.id;
         if answer {
-            self.push(Action::Media(EngineCmd::Line { channel: trunk, command: LineCommand::OffHook }));
+            self.line_cmd(trunk, LineCommand::OffHook);
         }
         self.push(Action::Event(CallEvent::FlowEntered { call, flow, back_to }));
     }
@@ -72,6 +72,7 @@ impl CallManager {
     /// music until a seat answers. False if the call is not in a flow or there is no such
     /// route.
     pub fn flow_to_route(&mut self, now: Instant, call: CallId, route: usize, priority: i32) -> bool {
+        self.note_time(now);
         let Some(i) = self.in_flow(call) else { return false };
         if route >= self.settings.routes.len() {
             return false;
@@ -112,6 +113,7 @@ impl CallManager {
     /// them). The seat must be idle and available; if nobody answers in time, the call goes
     /// on to the route it came from.
     pub fn flow_to_seat(&mut self, now: Instant, call: CallId, seat: ChannelId) -> Result<(), TransferError> {
+        self.note_time(now);
         let Some(i) = self.in_flow(call) else { return Err(TransferError::NoCall) };
         let free = self.seats.get(usize::from(seat.0)) == Some(&SeatState::Idle)
             && self.available.get(usize::from(seat.0)) == Some(&true);
@@ -126,13 +128,15 @@ impl CallManager {
         let trunk = c.trunk;
         self.seats[usize::from(seat.0)] = SeatState::Ringing(call);
         self.push(Action::Media(EngineCmd::PlayPrompt { channel: trunk, prompt: HOLD_MUSIC, repeat: true }));
-        self.push(Action::Media(EngineCmd::Line { channel: seat, command: LineCommand::Ring }));
+        let caller = Some(self.calls[i].caller.clone());
+        self.ring_seat(seat, caller);
         self.push(Action::Event(CallEvent::SeatRinging { call, seat }));
         Ok(())
     }
 
     /// The flow hangs up on its caller.
     pub fn flow_hangup(&mut self, now: Instant, call: CallId) -> bool {
+        self.note_time(now);
         let Some(i) = self.in_flow(call) else { return false };
         let call = self.calls.remove(i);
         self.release_waiting_agent(call.id);
@@ -140,7 +144,7 @@ impl CallManager {
         if call.recording {
             self.push(Action::StopRecording { call: call.id, channel: call.trunk });
         }
-        self.push(Action::Media(EngineCmd::Line { channel: call.trunk, command: LineCommand::OnHook }));
+        self.line_cmd(call.trunk, LineCommand::OnHook);
         self.end(now, call.id, Disposition::Answered, "hung up by the flow");
         true
     }
@@ -166,6 +170,7 @@ impl CallManager {
         flow: &str,
         back: bool,
     ) -> Result<CallId, TransferError> {
+        self.note_time(now);
         let index = usize::from(seat.0);
         let Some(SeatState::Talking(call)) = self.seats.get(index).copied() else {
             return Err(TransferError::NoCall);
@@ -196,6 +201,7 @@ impl CallManager {
     /// The flow returned its caller to the agent who sent them: bridged again at once if the
     /// agent waits on the line, rung if their phone is idle, else queued on the call's route.
     pub fn flow_return(&mut self, now: Instant, call: CallId, seat: ChannelId) -> bool {
+        self.note_time(now);
         let Some(i) = self.in_flow(call) else { return false };
         let index = usize::from(seat.0);
         if self.seats.get(index) == Some(&SeatState::Waiting(call)) {
@@ -226,6 +232,7 @@ impl CallManager {
         number: &str,
         caller_id: &str,
     ) -> Result<CallId, super::outbound::CallOutError> {
+        self.note_time(now);
         use super::outbound::CallOutError;
         let Some(i) = self.in_flow(call) else { return Err(CallOutError::NoSuchSeat) };
         if number.is_empty()
@@ -251,7 +258,8 @@ impl CallManager {
                 phase: super::OutPhase::RingingSeat,
                 deadline: None,
             },
-            last_ring: now,
+            caller: Default::default(),
+            cadence: None,
             number: number.to_string(),
             monitors: Vec::new(),
             offered_at: now,
@@ -286,6 +294,7 @@ impl CallManager {
         number: &str,
         caller_id: &str,
     ) -> Result<CallId, TransferError> {
+        self.note_time(now);
         let index = usize::from(seat.0);
         let Some(SeatState::Talking(call)) = self.seats.get(index).copied() else {
             return Err(TransferError::NoCall);
@@ -312,7 +321,7 @@ impl CallManager {
         let Some(j) = self.calls.iter().position(|c| c.forward_of == Some(caller)) else { return };
         let leg = self.calls.remove(j);
         self.push(Action::Media(EngineCmd::Unbridge { channel: leg.trunk }));
-        self.push(Action::Media(EngineCmd::Line { channel: leg.trunk, command: LineCommand::OnHook }));
+        self.line_cmd(leg.trunk, LineCommand::OnHook);
         if leg.recording {
             self.push(Action::StopRecording { call: leg.id, channel: leg.trunk });
         }

@@ -24,6 +24,7 @@ impl CallManager {
         caller: &str,
         callee: &str,
     ) -> Result<CallId, CallOutError> {
+        self.note_time(now);
         let is_seat = |k: Option<ChannelKind>| matches!(k, Some(ChannelKind::FxsSeat | ChannelKind::Sound));
         if !is_seat(self.kind(from)) || !is_seat(self.kind(to)) || from == to {
             return Err(CallOutError::NoSuchSeat);
@@ -49,7 +50,8 @@ impl CallManager {
                 answered: false,
                 deadline: Some(now + self.settings.seat_ring_timeout),
             },
-            last_ring: now,
+            caller: Default::default(),
+            cadence: None,
             number: callee.to_string(),
             monitors: Vec::new(),
             offered_at: now,
@@ -75,7 +77,7 @@ impl CallManager {
             self.caller_up(now, id, from);
         } else {
             self.seats[usize::from(from.0)] = SeatState::Ringing(id);
-            self.push(Action::Media(EngineCmd::Line { channel: from, command: LineCommand::Ring }));
+            self.line_cmd(from, LineCommand::Ring);
         }
         Ok(id)
     }
@@ -99,7 +101,7 @@ impl CallManager {
         };
         self.seats[usize::from(to.0)] = SeatState::Ringing(call);
         self.push(Action::Media(EngineCmd::PlayTone { channel: from, tone: ProgressTone::Ringback }));
-        self.push(Action::Media(EngineCmd::Line { channel: to, command: LineCommand::Ring }));
+        self.line_cmd(to, LineCommand::Ring);
         self.push(Action::Event(CallEvent::SeatRinging { call, seat: to }));
         self.push(Action::Event(CallEvent::Progress { call, seat: from, what: "ringback" }));
     }
@@ -149,10 +151,7 @@ impl CallManager {
             match self.seats[usize::from(other.0)] {
                 SeatState::Ringing(c) if c == call => {
                     self.seats[usize::from(other.0)] = SeatState::Idle;
-                    self.push(Action::Media(EngineCmd::Line {
-                        channel: other,
-                        command: LineCommand::StopRing,
-                    }));
+                    self.line_cmd(other, LineCommand::StopRing);
                 }
                 SeatState::Talking(c) if c == call => {
                     self.seats[usize::from(other.0)] = SeatState::Released;
@@ -175,7 +174,7 @@ impl CallManager {
         let CallState::Internal { from, to, .. } = self.calls[i].state else { return };
         let call = self.calls[i].id;
         let ringing = if self.seats[usize::from(from.0)] == SeatState::Ringing(call) { from } else { to };
-        self.push(Action::Media(EngineCmd::Line { channel: ringing, command: LineCommand::StopRing }));
+        self.line_cmd(ringing, LineCommand::StopRing);
         if ringing == to {
             self.push(Action::Event(CallEvent::Progress { call, seat: from, what: "no answer" }));
         }

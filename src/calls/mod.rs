@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 use switchboard_driver_api::{CardInfo, ChannelId, ChannelKind, LineCommand, LineEvent};
 
 use crate::dsp::tone::ProgressTone;
+use crate::line::fxo::{DialFailure, FxoInput, FxoLine, FxoOutput, FxoSettings, FxoSignal};
+use crate::line::fxs::{FxsInput, FxsLine, FxsOutput, FxsSignal};
+use crate::line::{CallerIdInfo, LineSettings, RingCadence};
 use crate::media::{EngineCmd, HOLD_MUSIC};
 
 /// A call's identity, unique for the lifetime of the manager.
@@ -184,6 +187,9 @@ pub enum CallEvent {
     Returned { call: CallId, seat: ChannelId },
     /// A transfer of the call to an external number failed (busy, no answer, no line).
     ForwardFailed { call: CallId, cause: &'static str },
+    /// The agent flashed the handset's hook during the call: the caller is now held (hearing
+    /// hold music) or, with `held` false, back in the conversation.
+    HookFlash { call: CallId, seat: ChannelId, held: bool },
     /// The call ended.
     Ended { call: CallId, disposition: Disposition, cause: &'static str },
 }
@@ -278,7 +284,10 @@ struct Call {
     trunk: ChannelId,
     route: usize,
     state: CallState,
-    last_ring: Instant,
+    /// The caller id the trunk gave (incoming calls), sent on to the phones that ring.
+    caller: CallerIdInfo,
+    /// The ring cadence measured on the trunk (incoming calls).
+    cadence: Option<RingCadence>,
     /// The number dialled, for outgoing calls.
     number: String,
     /// Supervisors on the call.
@@ -304,16 +313,24 @@ struct Call {
     forward_of: Option<CallId>,
 }
 
-/// Caller id collected from DTMF on an idle trunk before the first ring
-/// (ETSI EN 300 659-style DTMF CLIP: `A` or `D`, the number, then `C`).
-#[derive(Clone, Debug, Default)]
-struct CidCollector {
-    digits: String,
-    active: bool,
-    complete_at: Option<Instant>,
+/// The signalling machine of a port: trunks and analog seats have one; E1 and sound
+/// channels take commands and give events as they are.
+#[derive(Clone, Debug)]
+enum Port {
+    Fxo(Box<FxoLine>),
+    Fxs(Box<FxsLine>),
+    Plain,
 }
 
-const CID_VALID_FOR: Duration = Duration::from_secs(10);
+impl Port {
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            Port::Fxo(l) => l.poll_timeout(),
+            Port::Fxs(l) => l.poll_timeout(),
+            Port::Plain => None,
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum SeatState {
@@ -340,10 +357,12 @@ pub struct CallManager {
     seats: Vec<SeatState>,
     /// Whether each seat may be offered calls (its agent is idle, or it has none).
     available: Vec<bool>,
-    cid: Vec<CidCollector>,
-    /// Last ring seen on each trunk that has no route, so one unrouted call is logged once
-    /// and not once per ring burst.
-    unrouted_ring: Vec<Option<Instant>>,
+    /// Each port's line signalling machine, by channel index.
+    ports: Vec<Port>,
+    line_settings: LineSettings,
+    /// The latest time the driver gave, for line commands that come from requests carrying
+    /// no time (consult, transfer); the line machines allow for it lagging.
+    now: Option<Instant>,
     calls: Vec<Call>,
     /// Per-route index of the seat that took the last call, for round robin.
     last_seat: Vec<usize>,
@@ -354,18 +373,52 @@ pub struct CallManager {
 impl CallManager {
     pub fn new(card: &CardInfo, settings: CallSettings) -> CallManager {
         let n = card.channels.len();
-        CallManager {
+        let mut m = CallManager {
             kinds: card.channels.iter().map(|c| c.kind).collect(),
             seats: vec![SeatState::Idle; n],
             available: vec![true; n],
-            cid: vec![CidCollector::default(); n],
-            unrouted_ring: vec![None; n],
+            ports: Vec::new(),
+            line_settings: LineSettings::default(),
+            now: None,
             calls: Vec::new(),
             last_seat: vec![usize::MAX; settings.routes.len()],
             settings,
             next_id: 1,
             actions: VecDeque::new(),
+        };
+        m.build_ports();
+        m
+    }
+
+    /// Sets how the analog lines signal (caller id mode, seat caller id, cadences, flash and
+    /// dialling timings). The trunks' ring gap and tone disconnect come from [`CallSettings`].
+    /// Meant for start-up: the ports' line machines are rebuilt, forgetting their state.
+    pub fn set_line_settings(&mut self, line: LineSettings) {
+        self.line_settings = line;
+        self.build_ports();
+    }
+
+    /// The trunks' settings: the line settings with the call settings' ring gap and tone
+    /// disconnect, which predate the line layer and stay where the configuration puts them.
+    pub fn fxo_settings(&self) -> FxoSettings {
+        FxoSettings {
+            ring_gap: self.settings.trunk_ring_gap,
+            tone_disconnect: self.settings.tone_disconnect,
+            ..self.line_settings.fxo.clone()
         }
+    }
+
+    fn build_ports(&mut self) {
+        let fxo = self.fxo_settings();
+        self.ports = self
+            .kinds
+            .iter()
+            .map(|k| match k {
+                ChannelKind::FxoTrunk => Port::Fxo(Box::new(FxoLine::new(fxo.clone()))),
+                ChannelKind::FxsSeat => Port::Fxs(Box::new(FxsLine::new(self.line_settings.fxs.clone()))),
+                ChannelKind::E1Bearer | ChannelKind::E1Signalling | ChannelKind::Sound => Port::Plain,
+            })
+            .collect();
     }
 
     /// Whether actions wait to be polled.
@@ -380,19 +433,11 @@ impl CallManager {
 
     /// The earliest time at which [`CallManager::handle_timeout`] has something to do.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.calls
+        let lines = self.ports.iter().filter_map(Port::poll_timeout).min();
+        let calls = self
+            .calls
             .iter()
             .flat_map(|c| {
-                let ring_gap = match c.state {
-                    CallState::Offered { .. } if !c.trunk_up => {
-                        Some(c.last_ring + self.settings.trunk_ring_gap)
-                    }
-                    CallState::Offered { .. } => None,
-                    CallState::Talking { .. }
-                    | CallState::Outbound { .. }
-                    | CallState::Flow
-                    | CallState::Internal { .. } => None,
-                };
                 let overflow = match c.state {
                     CallState::Offered { .. } => self
                         .settings
@@ -402,16 +447,16 @@ impl CallManager {
                         .map(|(after, _)| c.route_since + after),
                     _ => None,
                 };
-                let seat = match &c.state {
+                match &c.state {
                     CallState::Offered { seat_deadline, .. } => {
                         [*seat_deadline, overflow].into_iter().flatten().min()
                     }
                     CallState::Outbound { deadline, .. } | CallState::Internal { deadline, .. } => *deadline,
                     CallState::Talking { .. } | CallState::Flow => None,
-                };
-                ring_gap.into_iter().chain(seat)
+                }
             })
-            .min()
+            .min();
+        [lines, calls].into_iter().flatten().min()
     }
 
     /// Number of calls in progress.
@@ -450,49 +495,175 @@ impl CallManager {
 
     /// Feeds one input.
     pub fn handle(&mut self, now: Instant, input: Input) {
+        self.note_time(now);
         match input {
             Input::Line { channel, event } => match self.kind(channel) {
-                Some(ChannelKind::FxoTrunk) => self.trunk_line(now, channel, event),
-                Some(ChannelKind::FxsSeat | ChannelKind::Sound) => self.seat_line(now, channel, event),
+                Some(ChannelKind::FxoTrunk) => self.trunk_input(now, channel, FxoInput::Event(event)),
+                Some(ChannelKind::FxsSeat) => self.seat_input(now, channel, FxsInput::Event(event)),
+                Some(ChannelKind::Sound) => {
+                    // A headset has no line machine: its hook events are the signals.
+                    let signal = match event {
+                        LineEvent::OffHook => Some(FxsSignal::OffHook),
+                        LineEvent::OnHook => Some(FxsSignal::OnHook),
+                        LineEvent::Flash => Some(FxsSignal::Flash),
+                        _ => None,
+                    };
+                    if let Some(signal) = signal {
+                        self.seat_signal(now, channel, signal);
+                    }
+                }
                 _ => {}
             },
             Input::Digit { channel, digit } => self.digit(now, channel, digit),
-            Input::DtmfSent { channel } => self.outbound_dialled(now, channel),
-            // Taken by the line layer (being written); nothing uses FSK caller id yet.
-            Input::CallerId { .. } => {}
-            Input::Tone { channel, tone } if self.outbound_on(channel).is_some() => {
-                self.outbound_tone(now, channel, tone)
-            }
-            Input::Tone { channel, tone } => {
-                if self.settings.tone_disconnect
-                    && matches!(tone, ProgressTone::Busy | ProgressTone::Congestion | ProgressTone::Dial)
-                {
-                    if let Some(i) = self.call_on_trunk(channel) {
-                        if matches!(self.calls[i].state, CallState::Talking { .. }) {
-                            let cause = match tone {
-                                ProgressTone::Dial => "caller hung up (dial tone)",
-                                _ => "caller hung up (busy tone)",
-                            };
-                            self.far_end_released(now, i, cause);
-                        }
+            Input::DtmfSent { channel } => self.trunk_input(now, channel, FxoInput::DtmfSent),
+            Input::CallerId { channel, caller } => self.trunk_input(now, channel, FxoInput::CallerId(caller)),
+            Input::Tone { channel, tone } => self.trunk_input(now, channel, FxoInput::Tone(tone)),
+        }
+    }
+
+    /// Notes the driver's time, for line commands later issued by requests that carry none.
+    fn note_time(&mut self, now: Instant) {
+        self.now = Some(self.now.map_or(now, |t| t.max(now)));
+    }
+
+    /// Feeds a trunk's line machine and acts on what it says.
+    pub(super) fn trunk_input(&mut self, now: Instant, trunk: ChannelId, input: FxoInput) {
+        let Some(Port::Fxo(line)) = self.ports.get_mut(usize::from(trunk.0)) else { return };
+        line.handle(now, input);
+        self.drain_trunk(now, trunk);
+    }
+
+    /// Feeds a seat's line machine and acts on what it says.
+    fn seat_input(&mut self, now: Instant, seat: ChannelId, input: FxsInput) {
+        let Some(Port::Fxs(line)) = self.ports.get_mut(usize::from(seat.0)) else { return };
+        line.handle(now, input);
+        self.drain_seat(now, seat);
+    }
+
+    fn drain_trunk(&mut self, now: Instant, trunk: ChannelId) {
+        loop {
+            let Some(Port::Fxo(line)) = self.ports.get_mut(usize::from(trunk.0)) else { return };
+            let Some(out) = line.poll_output() else { return };
+            match out {
+                FxoOutput::Line(command) => {
+                    self.push(Action::Media(EngineCmd::Line { channel: trunk, command }))
+                }
+                FxoOutput::SendDtmf(number) => {
+                    // Numbers are checked to fit before they are dialled; a longer one would
+                    // be cut, so it is not sent, and the line's dial timeout fails the call.
+                    if let Ok(digits) = heapless::String::try_from(number.as_str()) {
+                        self.push(Action::Media(EngineCmd::SendDtmf { channel: trunk, digits }));
                     }
                 }
+                FxoOutput::CallerIdWindow(on) => self.push(Action::CallerIdListen { trunk, on }),
+                FxoOutput::Signal(signal) => self.trunk_signal(now, trunk, signal),
             }
+        }
+    }
+
+    fn drain_seat(&mut self, now: Instant, seat: ChannelId) {
+        loop {
+            let Some(Port::Fxs(line)) = self.ports.get_mut(usize::from(seat.0)) else { return };
+            let Some(out) = line.poll_output() else { return };
+            match out {
+                FxsOutput::Line(command) => {
+                    self.push(Action::Media(EngineCmd::Line { channel: seat, command }))
+                }
+                FxsOutput::SendCallerId(caller) => self.push(Action::SendCallerId { seat, caller }),
+                FxsOutput::Signal(signal) => self.seat_signal(now, seat, signal),
+            }
+        }
+    }
+
+    /// Sends a hook or ring command to a port, through its line machine when it has one:
+    /// off-hook on a trunk answers, on-hook releases (nothing if the line is on-hook already).
+    pub(super) fn line_cmd(&mut self, channel: ChannelId, command: LineCommand) {
+        self.line_cmd_with(channel, command, None);
+    }
+
+    /// Rings a seat, which gets `caller` as caller id if seats get caller id.
+    pub(super) fn ring_seat(&mut self, seat: ChannelId, caller: Option<CallerIdInfo>) {
+        self.line_cmd_with(seat, LineCommand::Ring, caller);
+    }
+
+    fn line_cmd_with(&mut self, channel: ChannelId, command: LineCommand, caller: Option<CallerIdInfo>) {
+        let index = usize::from(channel.0);
+        let Some(now) = self.now else {
+            // No time was ever given, so no call exists: nothing goes through a machine.
+            self.push(Action::Media(EngineCmd::Line { channel, command }));
+            return;
+        };
+        match (self.ports.get(index), command) {
+            (Some(Port::Fxo(_)), LineCommand::OffHook) => self.trunk_input(now, channel, FxoInput::Answer),
+            (Some(Port::Fxo(_)), LineCommand::OnHook) => self.trunk_input(now, channel, FxoInput::Release),
+            (Some(Port::Fxo(_)), LineCommand::Flash) => self.trunk_input(now, channel, FxoInput::Flash),
+            (Some(Port::Fxs(_)), LineCommand::Ring) => {
+                self.seat_input(now, channel, FxsInput::Ring { caller })
+            }
+            (Some(Port::Fxs(_)), LineCommand::StopRing) => self.seat_input(now, channel, FxsInput::StopRing),
+            _ => self.push(Action::Media(EngineCmd::Line { channel, command })),
+        }
+    }
+
+    /// Acts on what a trunk's line machine reports.
+    fn trunk_signal(&mut self, now: Instant, trunk: ChannelId, signal: FxoSignal) {
+        match signal {
+            FxoSignal::Incoming { caller } => self.offer(now, trunk, caller),
+            FxoSignal::Missed { caller } => self.missed(now, trunk, caller),
+            FxoSignal::Cadence(cadence) => {
+                if let Some(i) = self.call_on_trunk(trunk) {
+                    self.calls[i].cadence = Some(cadence);
+                }
+            }
+            FxoSignal::Abandoned => {
+                let ringing = self.call_on_trunk(trunk).filter(|&i| {
+                    !self.calls[i].trunk_up && matches!(self.calls[i].state, CallState::Offered { .. })
+                });
+                if let Some(i) = ringing {
+                    self.abandon(now, i);
+                }
+            }
+            FxoSignal::Released(reason) => {
+                if let Some(i) = self.call_on_trunk(trunk) {
+                    self.far_end_released(now, i, reason.cause());
+                }
+            }
+            FxoSignal::Dialling { .. } => self.outbound_dialling(trunk),
+            FxoSignal::Dialled => self.outbound_dialled(now, trunk),
+            FxoSignal::Ringback => self.outbound_ringback(trunk),
+            FxoSignal::Answered => self.outbound_answered(now, trunk),
+            FxoSignal::Failed(failure) => self.outbound_line_failed(now, trunk, failure),
+            // The call model always dials with the seizure and sends no flash of its own.
+            FxoSignal::DialTone | FxoSignal::FlashDone => {}
         }
     }
 
     /// Handles the timers that are due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.note_time(now);
+        for index in 0..self.ports.len() {
+            if !self.ports[index].poll_timeout().is_some_and(|t| t <= now) {
+                continue;
+            }
+            let channel = ChannelId(index as u16);
+            match &mut self.ports[index] {
+                Port::Fxo(line) => {
+                    line.handle_timeout(now);
+                    self.drain_trunk(now, channel);
+                }
+                Port::Fxs(line) => {
+                    line.handle_timeout(now);
+                    self.drain_seat(now, channel);
+                }
+                Port::Plain => {}
+            }
+        }
         let mut i = 0;
         while i < self.calls.len() {
             let call = &self.calls[i];
             match &call.state {
                 CallState::Offered { seat_deadline, .. } => {
                     let seat_due = seat_deadline.is_some_and(|d| now >= d);
-                    if !call.trunk_up && now >= call.last_ring + self.settings.trunk_ring_gap {
-                        self.abandon(now, i);
-                        continue;
-                    }
                     if self.overflow(now, i) {
                         i += 1;
                         continue;
@@ -523,35 +694,8 @@ impl CallManager {
         self.calls.iter().position(|c| c.id == id)
     }
 
-    fn trunk_line(&mut self, now: Instant, trunk: ChannelId, event: LineEvent) {
-        match event {
-            LineEvent::RingBegin => {
-                if let Some(i) = self.call_on_trunk(trunk) {
-                    self.calls[i].last_ring = now;
-                    return;
-                }
-                let gap = self.settings.trunk_ring_gap;
-                if let Some(last) = self.unrouted_ring.get_mut(usize::from(trunk.0)) {
-                    if last.is_some_and(|t| now.saturating_duration_since(t) < gap) {
-                        *last = Some(now);
-                        return;
-                    }
-                }
-                self.offer(now, trunk);
-            }
-            LineEvent::PolarityReversal => self.outbound_answered(now, trunk),
-            LineEvent::OnHook => {
-                // Loop current dropped: the far end released.
-                if let Some(i) = self.call_on_trunk(trunk) {
-                    self.far_end_released(now, i, "caller hung up");
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn offer(&mut self, now: Instant, trunk: ChannelId) {
-        let caller = self.take_caller_id(now, trunk);
+    fn offer(&mut self, now: Instant, trunk: ChannelId, caller_id: CallerIdInfo) {
+        let caller = caller_id.number.clone().unwrap_or_default();
         let route = self.settings.routes.iter().position(|r| r.trunks.contains(&trunk.port()));
         let id = CallId(self.next_id);
         self.next_id += 1;
@@ -566,11 +710,9 @@ impl CallManager {
         }));
         self.push(Action::Event(CallEvent::Offered { call: id, trunk, caller }));
         let Some(route) = route else {
-            if let Some(last) = self.unrouted_ring.get_mut(usize::from(trunk.0)) {
-                *last = Some(now);
-            }
             // No route: leave the line ringing unanswered, and end the record right away so
-            // the installer sees the unrouted call in the CDRs.
+            // the installer sees the unrouted call in the CDRs. The line machine announces
+            // the call once, not once per ring burst.
             self.push(Action::Cdr(CdrUpdate::End {
                 call: id,
                 at: now,
@@ -610,7 +752,8 @@ impl CallManager {
             trunk,
             route,
             state: CallState::Offered { ringing: Vec::new(), tried: Vec::new(), seat_deadline: None },
-            last_ring: now,
+            caller: caller_id,
+            cadence: None,
             number: String::new(),
             monitors: Vec::new(),
             offered_at: now,
@@ -630,14 +773,24 @@ impl CallManager {
         self.ring_seats(now, i);
     }
 
-    fn take_caller_id(&mut self, now: Instant, trunk: ChannelId) -> String {
-        let Some(cid) = self.cid.get_mut(usize::from(trunk.0)) else {
-            return String::new();
-        };
-        let fresh = cid.complete_at.is_some_and(|t| now.saturating_duration_since(t) <= CID_VALID_FOR);
-        let number = if fresh { std::mem::take(&mut cid.digits) } else { String::new() };
-        *cid = CidCollector::default();
-        number
+    /// A caller who rang and hung up before the call was announced (between-rings caller id
+    /// and one ring only): recorded as offered and abandoned, with no seat rung.
+    fn missed(&mut self, now: Instant, trunk: ChannelId, caller_id: CallerIdInfo) {
+        let caller = caller_id.number.unwrap_or_default();
+        let route = self.settings.routes.iter().position(|r| r.trunks.contains(&trunk.port()));
+        let callee = route.map(|r| self.settings.routes[r].name.clone()).unwrap_or_default();
+        let id = CallId(self.next_id);
+        self.next_id += 1;
+        self.push(Action::Cdr(CdrUpdate::Start {
+            call: id,
+            at: now,
+            caller: caller.clone(),
+            callee,
+            trunk,
+            outbound_from: None,
+        }));
+        self.push(Action::Event(CallEvent::Offered { call: id, trunk, caller }));
+        self.end(now, id, Disposition::NoAnswer, "caller abandoned");
     }
 
     /// Rings the next seat(s) for an offered call, or leaves it waiting.
@@ -681,9 +834,10 @@ impl CallManager {
         if chosen.is_empty() {
             self.push(Action::Event(CallEvent::Waiting { call: id }));
         }
+        let caller = Some(self.calls[i].caller.clone());
         for seat in chosen {
             self.seats[usize::from(seat.0)] = SeatState::Ringing(id);
-            self.push(Action::Media(EngineCmd::Line { channel: seat, command: LineCommand::Ring }));
+            self.ring_seat(seat, caller.clone());
             self.push(Action::Event(CallEvent::SeatRinging { call: id, seat }));
         }
     }
@@ -696,7 +850,7 @@ impl CallManager {
         for seat in seats {
             if Some(seat) != except {
                 self.seats[usize::from(seat.0)] = SeatState::Idle;
-                self.push(Action::Media(EngineCmd::Line { channel: seat, command: LineCommand::StopRing }));
+                self.line_cmd(seat, LineCommand::StopRing);
             }
         }
     }
@@ -759,7 +913,7 @@ impl CallManager {
     fn far_end_released(&mut self, now: Instant, i: usize, cause: &'static str) {
         let call = self.calls.remove(i);
         self.stop_hold_music(&call);
-        self.push(Action::Media(EngineCmd::Line { channel: call.trunk, command: LineCommand::OnHook }));
+        self.line_cmd(call.trunk, LineCommand::OnHook);
         match call.state {
             CallState::Talking { .. } if call.forward_of.is_some() => {
                 self.push(Action::StopRecording { call: call.id, channel: call.trunk });
@@ -768,10 +922,7 @@ impl CallManager {
                 // The caller's side ends with it.
                 if let Some(j) = call.forward_of.and_then(|c| self.call_index(c)) {
                     let caller = self.calls.remove(j);
-                    self.push(Action::Media(EngineCmd::Line {
-                        channel: caller.trunk,
-                        command: LineCommand::OnHook,
-                    }));
+                    self.line_cmd(caller.trunk, LineCommand::OnHook);
                     if caller.recording {
                         self.push(Action::StopRecording { call: caller.id, channel: caller.trunk });
                     }
@@ -811,14 +962,16 @@ impl CallManager {
         }
     }
 
-    fn seat_line(&mut self, now: Instant, seat: ChannelId, event: LineEvent) {
+    /// Acts on what a seat's phone did.
+    fn seat_signal(&mut self, now: Instant, seat: ChannelId, signal: FxsSignal) {
         let index = usize::from(seat.0);
-        let state = self.seats[index];
-        match (event, state) {
-            (LineEvent::OffHook, SeatState::Ringing(call)) if self.internal_off_hook(now, call, seat) => {}
-            (LineEvent::OnHook, SeatState::Talking(call))
+        let Some(&state) = self.seats.get(index) else { return };
+        match (signal, state) {
+            (FxsSignal::Flash, SeatState::Talking(call)) => self.flash_hold(call, seat),
+            (FxsSignal::OffHook, SeatState::Ringing(call)) if self.internal_off_hook(now, call, seat) => {}
+            (FxsSignal::OnHook, SeatState::Talking(call))
                 if self.internal_hangup(now, call, seat, "agent hung up") => {}
-            (LineEvent::OffHook, SeatState::Ringing(call)) => {
+            (FxsSignal::OffHook, SeatState::Ringing(call)) => {
                 let outbound = self
                     .call_index(call)
                     .is_some_and(|i| matches!(self.calls[i].state, CallState::Outbound { .. }));
@@ -828,13 +981,13 @@ impl CallManager {
                     self.answer(now, call, seat);
                 }
             }
-            (LineEvent::OffHook, SeatState::Idle) => {
+            (FxsSignal::OffHook, SeatState::Idle) => {
                 self.seats[index] = SeatState::OffHookIdle;
                 self.push(Action::Media(EngineCmd::PlayTone { channel: seat, tone: ProgressTone::Dial }));
             }
-            (LineEvent::OffHook, SeatState::Consulting(call)) => self.consult_answered(call, seat),
-            (LineEvent::OnHook, SeatState::Consulting(_)) => self.consulted_left(now, seat),
-            (LineEvent::OnHook, SeatState::Talking(call))
+            (FxsSignal::OffHook, SeatState::Consulting(call)) => self.consult_answered(call, seat),
+            (FxsSignal::OnHook, SeatState::Consulting(_)) => self.consulted_left(now, seat),
+            (FxsSignal::OnHook, SeatState::Talking(call))
                 if self
                     .call_index(call)
                     .is_some_and(|i| self.calls[i].consult.is_some_and(|c| c.talking)) =>
@@ -844,7 +997,7 @@ impl CallManager {
                 self.seats[index] = SeatState::Idle;
                 self.push(Action::Media(EngineCmd::StopPlay { channel: seat }));
             }
-            (LineEvent::OnHook, SeatState::Talking(call)) => {
+            (FxsSignal::OnHook, SeatState::Talking(call)) => {
                 self.seats[index] = SeatState::Idle;
                 if self.agent_left_first(now, call, seat) {
                     self.offer_waiting(now);
@@ -855,10 +1008,7 @@ impl CallManager {
                     self.stop_hold_music(&call);
                     self.push(Action::StopRecording { call: call.id, channel: call.trunk });
                     self.push(Action::Media(EngineCmd::Unbridge { channel: call.trunk }));
-                    self.push(Action::Media(EngineCmd::Line {
-                        channel: call.trunk,
-                        command: LineCommand::OnHook,
-                    }));
+                    self.line_cmd(call.trunk, LineCommand::OnHook);
                     if matches!(call.state, CallState::Outbound { .. }) {
                         self.end(now, call.id, Disposition::NoAnswer, "agent hung up before the answer");
                     } else {
@@ -867,15 +1017,15 @@ impl CallManager {
                 }
                 self.offer_waiting(now);
             }
-            (LineEvent::OnHook, SeatState::Monitoring(_)) => self.supervisor_left(now, seat),
-            (LineEvent::OnHook, SeatState::Waiting(call)) => {
+            (FxsSignal::OnHook, SeatState::Monitoring(_)) => self.supervisor_left(now, seat),
+            (FxsSignal::OnHook, SeatState::Waiting(call)) => {
                 // The agent gave up waiting: when the flow returns, the caller rings them.
                 self.seats[index] = SeatState::Idle;
                 self.push(Action::Media(EngineCmd::StopPlay { channel: seat }));
                 self.push(Action::Event(CallEvent::TransferredAway { call, seat }));
                 self.offer_waiting(now);
             }
-            (LineEvent::OnHook, SeatState::Released | SeatState::OffHookIdle) => {
+            (FxsSignal::OnHook, SeatState::Released | SeatState::OffHookIdle) => {
                 self.seats[index] = SeatState::Idle;
                 self.push(Action::Media(EngineCmd::StopPlay { channel: seat }));
                 self.offer_waiting(now);
@@ -910,6 +1060,11 @@ impl CallManager {
             });
         }
         out
+    }
+
+    /// The ring cadence measured on the trunk of an incoming call (after its second ring).
+    pub fn ring_cadence(&self, call: CallId) -> Option<RingCadence> {
+        self.call_index(call).and_then(|i| self.calls[i].cadence)
     }
 
     /// How long a call has been up (for incoming calls: since it was offered).
@@ -983,6 +1138,7 @@ impl CallManager {
 
     /// Says whether a seat may be offered calls (an agent paused or in wrap-up may not).
     pub fn set_available(&mut self, now: Instant, seat: ChannelId, available: bool) {
+        self.note_time(now);
         let Some(slot) = self.available.get_mut(usize::from(seat.0)) else { return };
         let was = std::mem::replace(slot, available);
         if available && !was {
@@ -1032,9 +1188,27 @@ impl CallManager {
         true
     }
 
+    /// A hook flash from the handset during a conversation holds the caller (hold music, as
+    /// the agent protocol's hold does); the next flash takes them back. Only for a call with
+    /// a trunk and no consultation going on: the handset has no other way to say which
+    /// party a flash is about.
+    fn flash_hold(&mut self, call: CallId, seat: ChannelId) {
+        let Some(i) = self.call_index(call) else { return };
+        let c = &self.calls[i];
+        if !matches!(c.state, CallState::Talking { seat: s } if s == seat) || c.consult.is_some() {
+            return;
+        }
+        let was_held = c.held;
+        let done = if was_held { self.retrieve(seat) } else { self.hold(seat) };
+        if done {
+            self.push(Action::Event(CallEvent::HookFlash { call, seat, held: !was_held }));
+        }
+    }
+
     /// Releases the call a seat is talking on, at the agent's or a supervisor's request: the
     /// caller is released and the seat hears busy tone until the handset goes down.
     pub fn release_seat(&mut self, now: Instant, seat: ChannelId, cause: &'static str) -> bool {
+        self.note_time(now);
         let index = usize::from(seat.0);
         // A consulted agent hanging up from the desktop leaves the consultation only.
         if let Some(SeatState::Consulting(call)) = self.seats.get(index).copied() {
@@ -1061,7 +1235,7 @@ impl CallManager {
         let Some(i) = self.call_index(call) else { return false };
         let call = self.calls.remove(i);
         self.stop_hold_music(&call);
-        self.push(Action::Media(EngineCmd::Line { channel: call.trunk, command: LineCommand::OnHook }));
+        self.line_cmd(call.trunk, LineCommand::OnHook);
         self.push(Action::StopRecording { call: call.id, channel: call.trunk });
         self.push(Action::Media(EngineCmd::Unbridge { channel: call.trunk }));
         self.seats[index] = SeatState::Released;
@@ -1103,7 +1277,7 @@ impl CallManager {
             // Answered before (by a flow, or by an agent who transferred): stop the hold music.
             self.push(Action::Media(EngineCmd::StopPlay { channel: trunk }));
         } else {
-            self.push(Action::Media(EngineCmd::Line { channel: trunk, command: LineCommand::OffHook }));
+            self.line_cmd(trunk, LineCommand::OffHook);
             self.calls[i].trunk_up = true;
         }
         if self.settings.record && !self.calls[i].recording {
@@ -1128,20 +1302,9 @@ impl CallManager {
             }
             return;
         }
-        // Digits on an idle trunk are DTMF caller id sent by the exchange before the ring.
-        if self.kind(channel) == Some(ChannelKind::FxoTrunk) {
-            if let Some(cid) = self.cid.get_mut(usize::from(channel.0)) {
-                match digit {
-                    'A' | 'D' => *cid = CidCollector { active: true, ..CidCollector::default() },
-                    'C' | '#' if cid.active => {
-                        cid.active = false;
-                        cid.complete_at = Some(now);
-                    }
-                    '0'..='9' if cid.active && cid.digits.len() < 32 => cid.digits.push(digit),
-                    _ => {}
-                }
-            }
-        }
+        // Digits on a trunk with no call may be DTMF caller id sent before the ring: the
+        // line machine collects them.
+        self.trunk_input(now, channel, FxoInput::Digit(digit));
     }
 }
 

@@ -1,23 +1,22 @@
 //! Outgoing calls placed from a seat (click-to-call, DoAction 7): ring the agent's phone,
-//! seize a trunk, wait for dial tone, dial the number in DTMF, bridge the agent to the line
-//! so they hear the progress tones, and take the line's polarity reversal as the answer.
+//! then have the trunk's line machine seize the line, wait for dial tone and dial the number
+//! in DTMF; bridge the agent to the line so they hear the progress tones, and take the
+//! machine's answer signal (polarity reversal, or assumed after dialling) as the answer.
+//! The line machine times the dial tone wait, the dialling and the answer.
 
 use std::time::{Duration, Instant};
 
 use switchboard_driver_api::{ChannelId, ChannelKind, LineCommand};
 
 use super::{
-    Action, Call, CallEvent, CallId, CallManager, CallState, CdrUpdate, Disposition, OutPhase, SeatState,
+    Action, Call, CallEvent, CallId, CallManager, CallState, CdrUpdate, DialFailure, Disposition, FxoInput,
+    OutPhase, Port, SeatState,
 };
 use crate::dsp::tone::ProgressTone;
 use crate::media::EngineCmd;
 
 /// How long the agent's phone rings before the outgoing call is given up.
 const SEAT_ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long to wait for the exchange's dial tone after seizing a trunk.
-const DIAL_TONE_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a dialled call may ring before it counts as not answered.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Why an outgoing call could not be placed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -42,6 +41,7 @@ impl CallManager {
         number: &str,
         caller_id: &str,
     ) -> Result<CallId, CallOutError> {
+        self.note_time(now);
         if number.is_empty()
             || number.len() > 30
             || !number.chars().all(|c| c.is_ascii_digit() || c == '*' || c == '#')
@@ -69,7 +69,8 @@ impl CallManager {
                 phase: OutPhase::RingingSeat,
                 deadline: Some(now + SEAT_ANSWER_TIMEOUT),
             },
-            last_ring: now,
+            caller: Default::default(),
+            cadence: None,
             number: number.to_string(),
             monitors: Vec::new(),
             offered_at: now,
@@ -99,7 +100,7 @@ impl CallManager {
             self.seize(now, id, seat);
         } else {
             self.seats[index] = SeatState::Ringing(id);
-            self.push(Action::Media(EngineCmd::Line { channel: seat, command: LineCommand::Ring }));
+            self.line_cmd(seat, LineCommand::Ring);
             self.push(Action::Event(CallEvent::SeatRinging { call: id, seat }));
         }
         Ok(id)
@@ -111,9 +112,7 @@ impl CallManager {
             let i = usize::from(c.0);
             self.kinds[i] == ChannelKind::FxoTrunk
                 && self.call_on_trunk(c).is_none()
-                && !self.unrouted_ring[i]
-                    .is_some_and(|t| now.saturating_duration_since(t) < self.settings.trunk_ring_gap)
-                && !self.cid[i].active
+                && matches!(&self.ports[i], Port::Fxo(line) if line.is_idle(now))
         })
     }
 
@@ -136,8 +135,9 @@ impl CallManager {
     fn seize(&mut self, now: Instant, call: CallId, _seat: ChannelId) {
         let Some(i) = self.call_index(call) else { return };
         let trunk = self.calls[i].trunk;
-        self.set_phase(i, OutPhase::WaitDialTone, Some(now + DIAL_TONE_TIMEOUT));
-        self.push(Action::Media(EngineCmd::Line { channel: trunk, command: LineCommand::OffHook }));
+        self.set_phase(i, OutPhase::WaitDialTone, None);
+        let number = self.calls[i].number.clone();
+        self.trunk_input(now, trunk, FxoInput::Dial(number));
     }
 
     pub(super) fn outbound_seat_answered(&mut self, now: Instant, call: CallId, seat: ChannelId) {
@@ -145,50 +145,31 @@ impl CallManager {
         self.seize(now, call, seat);
     }
 
-    pub(super) fn outbound_tone(&mut self, now: Instant, trunk: ChannelId, tone: ProgressTone) {
+    /// The number is going out on the trunk.
+    pub(super) fn outbound_dialling(&mut self, trunk: ChannelId) {
         let Some(i) = self.outbound_on(trunk) else { return };
-        let CallState::Outbound { seat, phase, .. } = self.calls[i].state else { return };
+        let CallState::Outbound { seat, .. } = self.calls[i].state else { return };
         let id = self.calls[i].id;
-        match (phase, tone) {
-            (OutPhase::WaitDialTone, ProgressTone::Dial) => {
-                let digits = heapless::String::try_from(self.calls[i].number.as_str());
-                match digits {
-                    Ok(digits) => {
-                        self.set_phase(
-                            i,
-                            OutPhase::Dialing,
-                            Some(now + DIAL_TONE_TIMEOUT + Duration::from_secs(10)),
-                        );
-                        self.push(Action::Media(EngineCmd::SendDtmf { channel: trunk, digits }));
-                        self.push(Action::Event(CallEvent::Progress { call: id, seat, what: "dialing" }));
-                    }
-                    Err(_) => {
-                        let call = self.calls.remove(i);
-                        self.outbound_failed(now, call, seat, Disposition::Failed, "number too long");
-                    }
-                }
-            }
-            (OutPhase::Progress, ProgressTone::Ringback) => {
-                self.push(Action::Event(CallEvent::Progress { call: id, seat, what: "ringback" }));
-            }
-            (OutPhase::Progress | OutPhase::Dialing, ProgressTone::Busy | ProgressTone::Congestion) => {
-                self.push(Action::Event(CallEvent::Progress { call: id, seat, what: "busy" }));
-                let call = self.calls.remove(i);
-                self.outbound_failed(now, call, seat, Disposition::Busy, "the called number is busy");
-            }
-            _ => {}
-        }
+        self.set_phase(i, OutPhase::Dialing, None);
+        self.push(Action::Event(CallEvent::Progress { call: id, seat, what: "dialing" }));
+    }
+
+    pub(super) fn outbound_ringback(&mut self, trunk: ChannelId) {
+        let Some(i) = self.outbound_on(trunk) else { return };
+        let CallState::Outbound { seat, phase: OutPhase::Progress, .. } = self.calls[i].state else { return };
+        let id = self.calls[i].id;
+        self.push(Action::Event(CallEvent::Progress { call: id, seat, what: "ringback" }));
     }
 
     /// The engine finished sending the number: connect the agent to the line.
-    pub(super) fn outbound_dialled(&mut self, now: Instant, trunk: ChannelId) {
+    pub(super) fn outbound_dialled(&mut self, _now: Instant, trunk: ChannelId) {
         let Some(i) = self.outbound_on(trunk) else { return };
         let CallState::Outbound { seat, phase: OutPhase::Dialing, .. } = self.calls[i].state else { return };
-        self.set_phase(i, OutPhase::Progress, Some(now + ANSWER_TIMEOUT));
+        self.set_phase(i, OutPhase::Progress, None);
         self.push(Action::Media(EngineCmd::Bridge { a: trunk, b: seat }));
     }
 
-    /// Polarity reversal on the trunk: the called party answered.
+    /// The called party answered (the line machine saw the polarity reversal, or assumed it).
     pub(super) fn outbound_answered(&mut self, now: Instant, trunk: ChannelId) {
         let Some(i) = self.outbound_on(trunk) else { return };
         let CallState::Outbound { seat, phase, .. } = self.calls[i].state else { return };
@@ -209,18 +190,34 @@ impl CallManager {
         self.push(Action::Event(CallEvent::Answered { call: id, seat }));
     }
 
+    /// The trunk's line machine gave up the outgoing call (and put the line on-hook).
+    pub(super) fn outbound_line_failed(&mut self, now: Instant, trunk: ChannelId, failure: DialFailure) {
+        let Some(i) = self.outbound_on(trunk) else { return };
+        let CallState::Outbound { seat, .. } = self.calls[i].state else { return };
+        let id = self.calls[i].id;
+        let (disposition, cause) = match failure {
+            DialFailure::NoDialTone => (Disposition::Failed, "no dial tone on the trunk"),
+            DialFailure::DialTimeout => (Disposition::NoAnswer, "dialling did not finish"),
+            DialFailure::Busy | DialFailure::Congestion => {
+                self.push(Action::Event(CallEvent::Progress { call: id, seat, what: "busy" }));
+                (Disposition::Busy, "the called number is busy")
+            }
+            DialFailure::NoAnswer => (Disposition::NoAnswer, "no answer"),
+        };
+        let call = self.calls.remove(i);
+        self.outbound_failed(now, call, seat, disposition, cause);
+    }
+
+    /// The agent's phone rang for the whole timeout without being picked up.
     pub(super) fn outbound_timeout(&mut self, now: Instant, i: usize) {
         let CallState::Outbound { seat, phase, .. } = self.calls[i].state else { return };
+        if phase != OutPhase::RingingSeat {
+            // Later phases are the line machine's to time.
+            self.set_phase(i, phase, None);
+            return;
+        }
         let call = self.calls.remove(i);
-        let cause = match phase {
-            OutPhase::RingingSeat => "the agent did not pick up",
-            OutPhase::WaitDialTone => "no dial tone on the trunk",
-            OutPhase::Dialing => "dialling did not finish",
-            OutPhase::Progress => "no answer",
-        };
-        let disposition =
-            if phase == OutPhase::WaitDialTone { Disposition::Failed } else { Disposition::NoAnswer };
-        self.outbound_failed(now, call, seat, disposition, cause);
+        self.outbound_failed(now, call, seat, Disposition::NoAnswer, "the agent did not pick up");
     }
 
     /// Ends an outgoing call that was not answered; `call` is already out of the list.
@@ -237,10 +234,7 @@ impl CallManager {
             // (or queue) takes them back.
             if !matches!(call.state, CallState::Outbound { phase: OutPhase::RingingSeat, .. }) {
                 self.push(Action::Media(EngineCmd::Unbridge { channel: call.trunk }));
-                self.push(Action::Media(EngineCmd::Line {
-                    channel: call.trunk,
-                    command: LineCommand::OnHook,
-                }));
+                self.line_cmd(call.trunk, LineCommand::OnHook);
             }
             self.end(now, call.id, disposition, cause);
             self.push(Action::Event(CallEvent::ForwardFailed { call: caller, cause }));
@@ -253,10 +247,10 @@ impl CallManager {
         };
         if phase == OutPhase::RingingSeat {
             self.seats[index] = SeatState::Idle;
-            self.push(Action::Media(EngineCmd::Line { channel: seat, command: LineCommand::StopRing }));
+            self.line_cmd(seat, LineCommand::StopRing);
         } else {
             self.push(Action::Media(EngineCmd::Unbridge { channel: call.trunk }));
-            self.push(Action::Media(EngineCmd::Line { channel: call.trunk, command: LineCommand::OnHook }));
+            self.line_cmd(call.trunk, LineCommand::OnHook);
             // The agent holds the handset: busy tone until they put it down.
             self.seats[index] = SeatState::Released;
             let tone =

@@ -582,3 +582,223 @@ fn an_internal_call_rings_the_caller_then_the_callee_and_rings_out() {
         .any(|x| matches!(x, Action::Event(CallEvent::Ended { disposition: Disposition::NoAnswer, .. }))));
     assert_eq!(m.active_calls(), 0);
 }
+
+fn line_manager(line: crate::line::LineSettings) -> (CallManager, Instant) {
+    let (mut m, t0) = manager(Strategy::Sequential);
+    m.set_line_settings(line);
+    (m, t0)
+}
+
+#[test]
+fn fsk_caller_id_between_the_rings_is_listened_for_and_offered_with_the_call() {
+    use crate::line::{fxo::FxoSettings, CallerIdInfo, CallerIdMode, LineSettings};
+    let settings = LineSettings {
+        fxo: FxoSettings { caller_id: CallerIdMode::Fsk, ..FxoSettings::default() },
+        ..LineSettings::default()
+    };
+    let (mut m, t0) = line_manager(settings);
+    assert!(line(&mut m, t0, T1, LineEvent::RingBegin).is_empty(), "the call waits for its caller id");
+    let a = line(&mut m, t0 + Duration::from_secs(1), T1, LineEvent::RingEnd);
+    assert_eq!(a, vec![Action::CallerIdListen { trunk: T1, on: true }]);
+    m.handle(
+        t0 + Duration::from_secs(2),
+        Input::CallerId { channel: T1, caller: CallerIdInfo::number("777") },
+    );
+    let a = drain(&mut m);
+    assert_eq!(a[0], Action::CallerIdListen { trunk: T1, on: false });
+    assert!(a.contains(&Action::Event(CallEvent::Offered {
+        call: CallId(1),
+        trunk: T1,
+        caller: "777".into()
+    })));
+    assert_eq!(ringing(&a), vec![S1]);
+    // The second ring measures the cadence.
+    line(&mut m, t0 + Duration::from_secs(5), T1, LineEvent::RingBegin);
+    let cadence = m.ring_cadence(CallId(1)).unwrap();
+    assert_eq!((cadence.on, cadence.off), (Duration::from_secs(1), Duration::from_secs(4)));
+}
+
+#[test]
+fn one_ring_without_caller_id_in_fsk_mode_is_recorded_as_a_missed_call() {
+    use crate::line::{fxo::FxoSettings, CallerIdMode, LineSettings};
+    let settings = LineSettings {
+        fxo: FxoSettings { caller_id: CallerIdMode::Fsk, ..FxoSettings::default() },
+        ..LineSettings::default()
+    };
+    let (mut m, t0) = line_manager(settings);
+    line(&mut m, t0, T1, LineEvent::RingBegin);
+    line(&mut m, t0 + Duration::from_secs(1), T1, LineEvent::RingEnd);
+    let mut a = Vec::new();
+    while let Some(t) = m.poll_timeout().filter(|&t| t <= t0 + Duration::from_secs(8)) {
+        m.handle_timeout(t);
+        a.extend(drain(&mut m));
+    }
+    assert!(a.contains(&Action::CallerIdListen { trunk: T1, on: false }));
+    assert!(ringing(&a).is_empty(), "no seat rang");
+    assert!(a.contains(&Action::Event(CallEvent::Ended {
+        call: CallId(1),
+        disposition: Disposition::NoAnswer,
+        cause: "caller abandoned"
+    })));
+    assert_eq!(m.active_calls(), 0);
+}
+
+#[test]
+fn fsk_before_the_ring_after_a_polarity_reversal() {
+    use crate::line::{fxo::FxoSettings, CallerIdInfo, CallerIdMode, LineSettings};
+    let settings = LineSettings {
+        fxo: FxoSettings { caller_id: CallerIdMode::FskBeforeRing, ..FxoSettings::default() },
+        ..LineSettings::default()
+    };
+    let (mut m, t0) = line_manager(settings);
+    let a = line(&mut m, t0, T1, LineEvent::PolarityReversal);
+    assert_eq!(a, vec![Action::CallerIdListen { trunk: T1, on: true }]);
+    m.handle(
+        t0 + Duration::from_millis(700),
+        Input::CallerId { channel: T1, caller: CallerIdInfo::number("88") },
+    );
+    assert_eq!(drain(&mut m), vec![Action::CallerIdListen { trunk: T1, on: false }]);
+    let a = line(&mut m, t0 + Duration::from_secs(2), T1, LineEvent::RingBegin);
+    assert!(a.contains(&Action::Event(CallEvent::Offered {
+        call: CallId(1),
+        trunk: T1,
+        caller: "88".into()
+    })));
+}
+
+#[test]
+fn the_cadence_is_kept_even_when_the_second_ring_announces_the_call() {
+    use crate::line::{fxo::FxoSettings, CadenceKind, CallerIdMode, LineSettings};
+    let settings = LineSettings {
+        fxo: FxoSettings { caller_id: CallerIdMode::Fsk, ..FxoSettings::default() },
+        ..LineSettings::default()
+    };
+    let (mut m, t0) = line_manager(settings);
+    line(&mut m, t0, T1, LineEvent::RingBegin);
+    line(&mut m, t0 + Duration::from_millis(400), T1, LineEvent::RingEnd);
+    let a = line(&mut m, t0 + Duration::from_millis(600), T1, LineEvent::RingBegin);
+    assert!(a.contains(&Action::Event(CallEvent::Offered {
+        call: CallId(1),
+        trunk: T1,
+        caller: String::new()
+    })));
+    assert_eq!(m.ring_cadence(CallId(1)).map(|c| c.kind), Some(CadenceKind::Distinctive));
+}
+
+#[test]
+fn seats_get_the_callers_id_after_the_first_ring() {
+    use crate::line::{fxs::FxsSettings, CallerIdInfo, LineSettings};
+    let settings = LineSettings {
+        fxs: FxsSettings { caller_id: true, ..FxsSettings::default() },
+        ..LineSettings::default()
+    };
+    let (mut m, t0) = line_manager(settings);
+    send_cid(&mut m, t0, "A83366857C");
+    let a = line(&mut m, t0, T1, LineEvent::RingBegin);
+    assert_eq!(ringing(&a), vec![S1]);
+    // The command's time may lag: the cadence starts at the next timeout call.
+    m.handle_timeout(m.poll_timeout().unwrap());
+    assert!(drain(&mut m).is_empty());
+    let due = m.poll_timeout().unwrap();
+    assert_eq!(due, t0 + Duration::from_millis(1600));
+    m.handle_timeout(due);
+    assert_eq!(
+        drain(&mut m),
+        vec![Action::SendCallerId { seat: S1, caller: CallerIdInfo::number("83366857") }]
+    );
+}
+
+#[test]
+fn a_hook_flash_holds_the_caller_and_the_next_one_takes_them_back() {
+    let (mut m, t0) = manager(Strategy::Sequential);
+    line(&mut m, t0, T1, LineEvent::RingBegin);
+    line(&mut m, t0, S1, LineEvent::OffHook);
+    let a = line(&mut m, t0 + Duration::from_secs(3), S1, LineEvent::Flash);
+    assert!(a.contains(&Action::Media(EngineCmd::PlayPrompt {
+        channel: T1,
+        prompt: HOLD_MUSIC,
+        repeat: true
+    })));
+    assert!(a.contains(&Action::Event(CallEvent::HookFlash { call: CallId(1), seat: S1, held: true })));
+    let a = line(&mut m, t0 + Duration::from_secs(9), S1, LineEvent::Flash);
+    assert!(a.contains(&Action::Media(EngineCmd::StopPlay { channel: T1 })));
+    assert!(a.contains(&Action::Event(CallEvent::HookFlash { call: CallId(1), seat: S1, held: false })));
+    assert_eq!(m.active_calls(), 1, "a flash is not a hang-up");
+}
+
+#[test]
+fn on_a_card_without_flash_detection_a_short_on_hook_is_a_flash_and_a_long_one_hangs_up() {
+    use crate::line::{fxs::FxsSettings, LineSettings};
+    let fxs = FxsSettings { flash_window: Some(Duration::from_millis(800)), ..FxsSettings::default() };
+    let (mut m, t0) = line_manager(LineSettings { fxs, ..LineSettings::default() });
+    line(&mut m, t0, T1, LineEvent::RingBegin);
+    line(&mut m, t0, S1, LineEvent::OffHook);
+    assert!(line(&mut m, t0 + Duration::from_secs(3), S1, LineEvent::OnHook).is_empty());
+    let a = line(&mut m, t0 + Duration::from_millis(3300), S1, LineEvent::OffHook);
+    assert!(a.contains(&Action::Event(CallEvent::HookFlash { call: CallId(1), seat: S1, held: true })));
+    assert!(line(&mut m, t0 + Duration::from_secs(5), S1, LineEvent::OnHook).is_empty());
+    assert_eq!(m.poll_timeout(), Some(t0 + Duration::from_millis(5800)));
+    m.handle_timeout(t0 + Duration::from_millis(5800));
+    let a = drain(&mut m);
+    assert!(a.contains(&Action::Media(EngineCmd::Line { channel: T1, command: LineCommand::OnHook })));
+    assert_eq!(m.active_calls(), 0);
+}
+
+#[test]
+fn polarity_reversal_and_congestion_tone_end_an_answered_call_with_their_cause() {
+    for (input, cause) in [
+        (
+            Input::Line { channel: T1, event: LineEvent::PolarityReversal },
+            "caller hung up (polarity reversal)",
+        ),
+        (Input::Tone { channel: T1, tone: ProgressTone::Congestion }, "caller hung up (congestion tone)"),
+    ] {
+        let (mut m, t0) = manager(Strategy::Sequential);
+        line(&mut m, t0, T1, LineEvent::RingBegin);
+        line(&mut m, t0, S1, LineEvent::OffHook);
+        m.handle(t0 + Duration::from_secs(4), input);
+        let a = drain(&mut m);
+        assert!(a.contains(&Action::Media(EngineCmd::Line { channel: T1, command: LineCommand::OnHook })));
+        assert!(a.contains(&Action::Event(CallEvent::Ended {
+            call: CallId(1),
+            disposition: Disposition::Answered,
+            cause
+        })));
+        // The line went on-hook once.
+        let on_hooks = a
+            .iter()
+            .filter(|x| matches!(x, Action::Media(EngineCmd::Line { command: LineCommand::OnHook, .. })))
+            .count();
+        assert_eq!(on_hooks, 1);
+    }
+}
+
+#[test]
+fn an_outgoing_call_to_a_busy_number_fails_busy() {
+    let (mut m, t0) = manager(Strategy::RingAll);
+    line(&mut m, t0, S1, LineEvent::OffHook);
+    let call = m.call_out(t0, S1, "110", "").unwrap();
+    m.handle(t0, Input::Tone { channel: T1, tone: ProgressTone::Dial });
+    m.handle(t0, Input::DtmfSent { channel: T1 });
+    drain(&mut m);
+    m.handle(t0 + Duration::from_secs(3), Input::Tone { channel: T1, tone: ProgressTone::Busy });
+    let a = drain(&mut m);
+    assert!(a.contains(&Action::Event(CallEvent::Progress { call, seat: S1, what: "busy" })));
+    assert!(a.contains(&Action::Media(EngineCmd::PlayTone { channel: S1, tone: ProgressTone::Busy })));
+    assert!(a.contains(&Action::Event(CallEvent::Ended {
+        call,
+        disposition: Disposition::Busy,
+        cause: "the called number is busy"
+    })));
+    // The trunk is free again.
+    assert!(m.call_out(t0 + Duration::from_secs(4), S2, "1", "").is_ok());
+}
+
+#[test]
+fn a_trunk_receiving_dtmf_caller_id_is_not_taken_for_an_outgoing_call() {
+    let (mut m, t0) = manager(Strategy::RingAll);
+    send_cid(&mut m, t0, "A8336");
+    m.call_out(t0, S1, "110", "").unwrap();
+    let a = drain(&mut m);
+    assert!(matches!(&a[0], Action::Cdr(CdrUpdate::Start { trunk: ChannelId(1), .. })), "{a:?}");
+}

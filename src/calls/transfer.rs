@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use switchboard_driver_api::{ChannelId, LineCommand};
+use switchboard_driver_api::ChannelId;
 
 use super::{Action, CallEvent, CallManager, CallState, Disposition, SeatState};
 use crate::dsp::tone::ProgressTone;
@@ -42,6 +42,7 @@ impl CallManager {
         seat: ChannelId,
         target: TransferTarget,
     ) -> Result<(), TransferError> {
+        self.note_time(now);
         let index = usize::from(seat.0);
         let Some(SeatState::Talking(call)) = self.seats.get(index).copied() else {
             return Err(TransferError::NoCall);
@@ -94,7 +95,8 @@ impl CallManager {
                     *seat_deadline = Some(deadline);
                 }
                 self.seats[usize::from(t.0)] = SeatState::Ringing(call);
-                self.push(Action::Media(EngineCmd::Line { channel: t, command: LineCommand::Ring }));
+                let caller = Some(self.calls[i].caller.clone());
+                self.ring_seat(t, caller);
                 self.push(Action::Event(CallEvent::SeatRinging { call, seat: t }));
             }
             TransferTarget::Route(r) => {
