@@ -111,6 +111,10 @@ enum Command {
     Voicemail(admin_cli::VoicemailArgs),
     /// Writes the calls, agents or satisfaction report as CSV or as one HTML file.
     Report(admin_cli::ReportArgs),
+    /// The telephony hardware of this machine: DAHDI spans and sound devices, and the board
+    /// file of each card.
+    #[command(subcommand)]
+    Hw(switchboard::hw::HwCommand),
 }
 
 #[derive(Subcommand)]
@@ -393,6 +397,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::List(args) => admin_cli::list(args),
         Command::Voicemail(args) => admin_cli::voicemail(args),
         Command::Report(args) => admin_cli::report(args),
+        Command::Hw(cmd) => switchboard::hw::run(cmd),
         Command::Agent { server, agent, seat, watch, script } => {
             // The password comes from SWITCHBOARD_PASSWORD, a hidden prompt, or the first line
             // of stdin when stdin is not a terminal.

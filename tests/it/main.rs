@@ -10,6 +10,7 @@ mod e2e;
 mod engine;
 mod fsk;
 mod harness;
+mod hw;
 mod ivr;
 mod pri;
 mod reports;
