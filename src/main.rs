@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 use switchboard::config::Config;
 use switchboard::{admin_cli, bench, cli, daemon, paths};
+use switchboard_driver_api::{ChannelKind, SpanKind};
 
 #[derive(Parser)]
 #[command(name = "switchboard", version, about = "Call-center telephony appliance")]
@@ -320,12 +321,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         return Ok(ExitCode::from(2));
                     }
                 };
-                let sim = config.sim();
+                let card = config.card_info();
+                let count = |kind: ChannelKind| card.channels.iter().filter(|c| c.kind == kind).count();
+                let e1 = card.spans.iter().filter(|s| s.kind == SpanKind::E1).count();
                 println!(
-                    "{name}: ok ({} trunk ports, {} seat ports, {} E1 spans, {} routes, {} flows in {})",
-                    sim.trunk_ports,
-                    sim.seat_ports,
-                    sim.e1_spans,
+                    "{name}: ok ({} trunk ports, {} seat ports, {} sound seats, {e1} E1 spans, {} routes, {} flows in {})",
+                    count(ChannelKind::FxoTrunk),
+                    count(ChannelKind::FxsSeat),
+                    count(ChannelKind::Sound),
                     config.calls.routes.len(),
                     flows.flows.len(),
                     config.ivr.flows.display()

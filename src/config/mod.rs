@@ -11,7 +11,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
-use switchboard_driver_api::{ChannelKind, Law, Pacing};
+use switchboard_driver_api::{
+    CardInfo, ChannelId, ChannelInfo, ChannelKind, Law, Pacing, SpanInfo, SpanKind,
+};
 use switchboard_driver_sim::SimConfig;
 use toml::Spanned;
 
@@ -85,6 +87,43 @@ struct RawConfig {
     webservice: Vec<Spanned<crate::webservice::ServiceConfig>>,
     /// The tone plan when `engine.tone_zone = "custom"`.
     tones: Option<Spanned<RawTones>>,
+    /// Sound devices (headsets on the appliance), numbered after the card's ports.
+    #[serde(default)]
+    sound: Vec<Spanned<RawSound>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSound {
+    #[serde(default)]
+    name: String,
+    /// One ALSA PCM name for both directions.
+    device: Option<String>,
+    capture: Option<String>,
+    playback: Option<String>,
+    #[serde(default)]
+    role: SoundRole,
+}
+
+/// What a sound device is used as.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum SoundRole {
+    /// A headset seat (an agent's seat of kind 2, answered from the desktop).
+    #[default]
+    Seat,
+    /// A line: a trunk-like port for outgoing calls only (it has no ringing).
+    Line,
+}
+
+/// A sound device as configured in `[[sound]]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SoundPort {
+    pub name: String,
+    /// ALSA PCM names, e.g. `plughw:CARD=Headset`.
+    pub capture: String,
+    pub playback: String,
+    pub role: SoundRole,
 }
 
 #[derive(Debug, Deserialize)]
@@ -360,6 +399,8 @@ impl Default for RawLog {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Driver {
     Sim(SimConfig),
+    /// No telephony card: only the `[[sound]]` devices, the first of which is the clock.
+    Alsa,
 }
 
 /// The validated configuration.
@@ -383,6 +424,8 @@ pub struct Config {
     pub agent: AgentConfig,
     pub ivr: IvrConfig,
     pub webservices: Vec<crate::webservice::ServiceConfig>,
+    /// Sound devices, numbered after the card's ports in this order.
+    pub sound: Vec<SoundPort>,
 }
 
 impl Config {
@@ -430,12 +473,43 @@ impl Config {
         validate(raw, &at)
     }
 
-    /// The shape of the card this configuration describes.
-    pub fn sim(&self) -> &SimConfig {
+    /// The shape of the simulated card, when the configuration uses it.
+    pub fn sim(&self) -> Option<&SimConfig> {
         match &self.driver {
-            Driver::Sim(sim) => sim,
+            Driver::Sim(sim) => Some(sim),
+            Driver::Alsa => None,
         }
     }
+
+    /// The channels the configured cards will have, numbered as the daemon numbers them
+    /// (the card's ports first, then the sound devices), known without opening any hardware.
+    pub fn card_info(&self) -> CardInfo {
+        let base = match &self.driver {
+            Driver::Sim(sim) => switchboard_driver_sim::describe(sim),
+            Driver::Alsa => CardInfo { name: String::new(), spans: Vec::new(), channels: Vec::new() },
+        };
+        with_sound(base, &self.sound, self.law)
+    }
+}
+
+/// Appends the sound devices to a card's channels: one span and one channel each, the way
+/// the ALSA backend numbers them and `CompositeCard` combines them.
+fn with_sound(mut info: CardInfo, sound: &[SoundPort], law: Law) -> CardInfo {
+    for s in sound {
+        let (Ok(id), Ok(span)) = (u16::try_from(info.channels.len()), u16::try_from(info.spans.len())) else {
+            break;
+        };
+        info.spans.push(SpanInfo { index: span, kind: SpanKind::Sound, name: s.name.clone() });
+        let kind = match s.role {
+            SoundRole::Seat => ChannelKind::Sound,
+            SoundRole::Line => ChannelKind::FxoTrunk,
+        };
+        info.channels.push(ChannelInfo { id: ChannelId(id), kind, span, position: 1, law });
+    }
+    if info.name.is_empty() {
+        info.name = "sound devices".into();
+    }
+    info
 }
 
 /// The 1-based line and column of a byte offset, for error messages.
@@ -453,14 +527,46 @@ fn validate(
     let mut errors = Vec::new();
     let span_of = |r: Range<usize>| if r.is_empty() { None } else { Some(r) };
 
-    if raw.card.driver.get_ref() != "sim" {
+    let driver_name = raw.card.driver.get_ref().as_str();
+    if !["sim", "alsa"].contains(&driver_name) {
         errors.push(at(
             Some(raw.card.driver.span()),
             "card.driver".into(),
-            format!(
-                "unknown driver `{}`: this build supports `sim` (DAHDI and ALSA backends are not built yet)",
-                raw.card.driver.get_ref()
-            ),
+            format!("unknown driver `{driver_name}`: use `sim` or `alsa`"),
+        ));
+    }
+    let mut sound = Vec::new();
+    for (i, entry) in raw.sound.iter().enumerate() {
+        let s = entry.get_ref();
+        let key = format!("sound[{i}]");
+        let (capture, playback) = match (&s.device, &s.capture, &s.playback) {
+            (Some(d), None, None) => (d.clone(), d.clone()),
+            (None, Some(c), Some(p)) => (c.clone(), p.clone()),
+            _ => {
+                errors.push(at(
+                    span_of(entry.span()),
+                    key.clone(),
+                    "give either `device` (both directions) or both `capture` and `playback`".into(),
+                ));
+                continue;
+            }
+        };
+        if capture.trim().is_empty() || playback.trim().is_empty() {
+            errors.push(at(span_of(entry.span()), key.clone(), "the ALSA device name is empty".into()));
+            continue;
+        }
+        let name = if s.name.is_empty() { capture.clone() } else { s.name.clone() };
+        if sound.iter().any(|o: &SoundPort| o.capture == capture || o.playback == playback) {
+            errors.push(at(span_of(entry.span()), key, format!("device {capture:?} is configured twice")));
+            continue;
+        }
+        sound.push(SoundPort { name, capture, playback, role: s.role });
+    }
+    if driver_name == "alsa" && sound.is_empty() {
+        errors.push(at(
+            Some(raw.card.driver.span()),
+            "card.driver".into(),
+            "driver `alsa` needs at least one [[sound]] device".into(),
         ));
     }
     let law = match raw.card.law {
@@ -493,7 +599,12 @@ fn validate(
             "ring on and off times must be at least 200 ms each".into(),
         ));
     }
-    let card = switchboard_driver_sim::describe(&sim);
+    let card = if driver_name == "alsa" {
+        CardInfo { name: String::new(), spans: Vec::new(), channels: Vec::new() }
+    } else {
+        switchboard_driver_sim::describe(&sim)
+    };
+    let card = with_sound(card, &sound, law);
 
     let priority = *raw.engine.realtime_priority.get_ref();
     if !(0..=99).contains(&priority) {
@@ -907,7 +1018,8 @@ fn validate(
         return Err(ConfigErrors(errors));
     }
     Ok(Config {
-        driver: Driver::Sim(sim),
+        driver: if driver_name == "alsa" { Driver::Alsa } else { Driver::Sim(sim) },
+        sound,
         law,
         sim_seat_answer_delay: match raw.sim.seat_answer_delay_ms {
             0 => None,
@@ -961,7 +1073,7 @@ mod tests {
     #[test]
     fn builtin_default_is_valid() {
         let c = Config::builtin().unwrap();
-        assert_eq!(c.sim().trunk_ports, 4);
+        assert_eq!(c.sim().map(|s| s.trunk_ports), Some(4));
         // The hotline (a flow), reception (seats), and one route per queue.
         let names: Vec<&str> = c.calls.routes.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["hotline", "reception", "sales", "support", "complaints"]);

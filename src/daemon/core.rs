@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use switchboard_driver_api::{CardInfo, ChannelId, ChannelKind, LineCommand};
+use switchboard_driver_api::{Card, CardInfo, ChannelId, ChannelKind, CompositeCard, LineCommand};
 use switchboard_driver_sim::SimCard;
 use time::OffsetDateTime;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -45,6 +45,58 @@ const SLOT_QUARANTINE: Duration = Duration::from_secs(1);
 
 /// Recording slots: at most this many recordings at once.
 const RECORDING_SLOTS: u16 = 1024;
+
+/// Opens the configured cards as one: the telephony card (or the first sound device) is the
+/// clock, and the sound devices follow on it. Returns the card, the simulated far ends' handle
+/// (with no lines when there is no simulated card) and whether the card runs in real time.
+fn open_cards(
+    config: &Config,
+    zone: &crate::dsp::tone::ToneZone,
+    answer_ms: Option<u32>,
+) -> Result<(Box<dyn Card>, FarEndHandle, bool), DaemonError> {
+    use switchboard_driver_alsa::{Clocking, Role, SoundCard, SoundConfig, SoundDevice};
+    let devices = |clocking| SoundConfig {
+        devices: config
+            .sound
+            .iter()
+            .map(|s| SoundDevice {
+                label: s.name.clone(),
+                capture: s.capture.clone(),
+                playback: s.playback.clone(),
+                role: match s.role {
+                    crate::config::SoundRole::Seat => Role::Seat,
+                    crate::config::SoundRole::Line => Role::Line,
+                },
+                law: config.law,
+            })
+            .collect(),
+        clocking,
+        ..SoundConfig::default()
+    };
+    let sound_error =
+        |e: switchboard_driver_alsa::SoundError| DaemonError::Card(format!("sound devices: {e}"));
+    match &config.driver {
+        crate::config::Driver::Sim(sim) => {
+            let sim_info = switchboard_driver_sim::describe(sim);
+            let (far, far_handle) =
+                FarEndSim::new(&sim_info.channels, zone, answer_ms, config.sim_disconnect);
+            let realtime = sim.pacing == switchboard_driver_api::Pacing::RealTime;
+            let card: Box<dyn Card> = Box::new(SimCard::new(sim.clone(), far));
+            if config.sound.is_empty() {
+                return Ok((card, far_handle, realtime));
+            }
+            let sound = SoundCard::open(devices(Clocking::Slave)).map_err(sound_error)?;
+            let card = CompositeCard::new(vec![card, Box::new(sound)])
+                .map_err(|e| DaemonError::Card(e.to_string()))?;
+            Ok((Box::new(card), far_handle, realtime))
+        }
+        crate::config::Driver::Alsa => {
+            let (_, far_handle) = FarEndSim::new(&[], zone, answer_ms, config.sim_disconnect);
+            let sound = SoundCard::open(devices(Clocking::Master)).map_err(sound_error)?;
+            Ok((Box::new(sound), far_handle, true))
+        }
+    }
+}
 
 /// A request from a control connection to the core.
 pub(super) struct CoreRequest {
@@ -174,12 +226,10 @@ impl Running {
             );
         }
 
-        let sim = config.sim().clone();
-        let info = switchboard_driver_sim::describe(&sim);
         let zone = config.tone_zone.clone();
         let answer_ms = config.sim_seat_answer_delay.map(|d| d.as_millis().min(u128::from(u32::MAX)) as u32);
-        let (far, far_handle) = FarEndSim::new(&info.channels, &zone, answer_ms, config.sim_disconnect);
-        let card = SimCard::new(sim.clone(), far);
+        let (card, far_handle, realtime) = open_cards(&config, &zone, answer_ms)?;
+        let info = card.info().clone();
 
         let audio_channels = info.channels.iter().filter(|c| c.kind.carries_audio()).count().max(1);
         // One second of audio per channel: the writer can stall that long without loss.
@@ -195,11 +245,11 @@ impl Running {
         let engine_config = EngineConfig {
             tone_zone: zone,
             echo_canceller: config.echo_canceller,
-            realtime: sim.pacing == switchboard_driver_api::Pacing::RealTime,
+            realtime,
             ..EngineConfig::default()
         };
         let (engine, ends) = media::Engine::new(card, &engine_config, prompts.clone(), Some(rec_tx));
-        let mut engine = media::spawn(engine, ends, "media-sim", config.realtime_priority)?;
+        let mut engine = media::spawn(engine, ends, "media", config.realtime_priority)?;
         for &port in &config.echo_canceller_ports {
             if let Some(ch) = info.channel_of_port(port) {
                 let _ = engine.send(EngineCmd::SetEchoCanceller { channel: ch.id, enabled: true });
@@ -251,14 +301,17 @@ impl Running {
 
         let (notices, _) = broadcast::channel(4096);
         let calls = CallManager::new(&info, config.calls.clone());
+        let count = |kind: ChannelKind| info.channels.iter().filter(|c| c.kind == kind).count();
         info!(
-            "switchboard {} running on the simulated card: {} channels ({} trunk ports, {} seat ports, {} E1 spans), \
+            "switchboard {} running on {}: {} channels ({} trunk ports, {} seat ports, {} sound seats, {} E1 spans), \
              data in {}",
             env!("CARGO_PKG_VERSION"),
+            info.name,
             info.channels.len(),
-            sim.trunk_ports,
-            sim.seat_ports,
-            sim.e1_spans,
+            count(ChannelKind::FxoTrunk),
+            count(ChannelKind::FxsSeat),
+            count(ChannelKind::Sound),
+            info.spans.iter().filter(|s| s.kind == switchboard_driver_api::SpanKind::E1).count(),
             data_dir.display()
         );
         info!("control socket {}", socket.display());
@@ -1259,6 +1312,16 @@ impl Core {
                 let tags = self.flow_tags(call);
                 self.hub.caller_returned(seat, call.0, &tags);
                 Notice::CallAnswered { call: id, seat: seat.port() }
+            }
+            CallEvent::HookFlash { call, seat, held } => {
+                let id = self.call_id(call);
+                info!("call {id}: {} by a hook flash on {seat}", if held { "held" } else { "retrieved" });
+                self.hub.held(seat, held);
+                Notice::Progress {
+                    call: id,
+                    seat: seat.port(),
+                    what: if held { "held" } else { "retrieved" }.into(),
+                }
             }
             CallEvent::Ended { call, disposition, cause } => {
                 if let Some(r) = self.records.get(&call) {

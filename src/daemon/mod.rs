@@ -41,6 +41,8 @@ pub enum DaemonError {
     Engine(#[from] crate::media::SpawnError),
     #[error("cannot listen for agents on {addr}: {source}")]
     AgentPort { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("cannot open the card: {0}")]
+    Card(String),
     #[error("the IVR flows cannot be used:\n{0}")]
     Flows(String),
 }

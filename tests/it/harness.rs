@@ -47,6 +47,8 @@ pub struct Daemon {
     pub dir: tempfile::TempDir,
     child: Option<Child>,
     pub config: PathBuf,
+    /// Extra environment for the daemon process (e.g. `ALSA_CONFIG_PATH`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -62,7 +64,7 @@ impl Daemon {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("switchboard.toml");
         std::fs::write(&path, config).unwrap();
-        Daemon { dir, child: None, config: path }
+        Daemon { dir, child: None, config: path, env: Vec::new() }
     }
 
     /// Creates accounts in the data directory's database.
@@ -97,6 +99,7 @@ impl Daemon {
             .arg("--data-dir")
             .arg(self.data())
             .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
