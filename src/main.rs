@@ -127,7 +127,8 @@ enum SimCommand {
         /// Trunk port to ring (1-based).
         #[arg(long)]
         port: u16,
-        /// Caller id, sent as DTMF before the first ring.
+        /// Caller id: digits, P for a withheld number or O for an unavailable one. The exchange
+        /// sends it as `[line] trunk_caller_id` says: DTMF before the first ring, or FSK.
         #[arg(long, default_value = "")]
         from: String,
         /// Digits the caller types once answered.

@@ -186,6 +186,9 @@ pub enum EventKind {
     /// Every 5 s to supervisors watching all seats, one per queue. sliceNo 0; iParam the
     /// number of waiting calls; sParam `QUEUE:name|WAITING:n|LONGEST:seconds|AVAILABLE:agents|`.
     QueueStats,
+    /// A span's alarm was raised (iParam 1) or cleared (iParam 0), to `SubscribeAll` sessions,
+    /// sliceNo 0. sParam `SPAN:n|ALARM:red,yellow,blue,los|` (`ALARM:` empty when cleared).
+    Alarm,
 }
 
 /// Agent states; the number is the state code in events (`StateMsg[code]` is the name).

@@ -221,6 +221,11 @@ pub enum Action {
         seat: ChannelId,
         caller: crate::line::CallerIdInfo,
     },
+    /// A command for the signalling stack of a digital trunk.
+    Digital {
+        channel: ChannelId,
+        command: DigitalCmd,
+    },
 }
 
 /// Inputs from the media engine and card.
@@ -247,6 +252,33 @@ pub enum Input {
         channel: ChannelId,
         caller: crate::line::CallerIdInfo,
     },
+    /// A digital trunk (an E1 bearer under ISDN signalling) reports what its signalling
+    /// stack saw, in the analog line machine's words: the signalling is the driver's, the
+    /// call is the call model's.
+    Digital {
+        channel: ChannelId,
+        signal: DigitalSignal,
+    },
+}
+
+/// What a digital trunk's signalling reports to the call model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DigitalSignal {
+    /// A call arrived for `called` (the number the caller dialled).
+    Incoming { caller: CallerIdInfo, called: String },
+    /// The same signals an analog trunk gives: released, and the progress of outgoing calls.
+    Line(FxoSignal),
+}
+
+/// A command for a digital trunk's signalling stack.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DigitalCmd {
+    /// Answer the incoming call on the channel.
+    Answer,
+    /// Clear the call on the channel (nothing if there is none).
+    Release,
+    /// Place a call to `number` on the channel.
+    Dial { number: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -319,6 +351,11 @@ struct Call {
 enum Port {
     Fxo(Box<FxoLine>),
     Fxs(Box<FxsLine>),
+    /// An E1 bearer: its signalling stack lives in the driver; `ready` says whether it may
+    /// carry a new outgoing call (the link is up and the channel is in service).
+    Digital {
+        ready: bool,
+    },
     Plain,
 }
 
@@ -327,7 +364,7 @@ impl Port {
         match self {
             Port::Fxo(l) => l.poll_timeout(),
             Port::Fxs(l) => l.poll_timeout(),
-            Port::Plain => None,
+            Port::Digital { .. } | Port::Plain => None,
         }
     }
 }
@@ -416,7 +453,8 @@ impl CallManager {
             .map(|k| match k {
                 ChannelKind::FxoTrunk => Port::Fxo(Box::new(FxoLine::new(fxo.clone()))),
                 ChannelKind::FxsSeat => Port::Fxs(Box::new(FxsLine::new(self.line_settings.fxs.clone()))),
-                ChannelKind::E1Bearer | ChannelKind::E1Signalling | ChannelKind::Sound => Port::Plain,
+                ChannelKind::E1Bearer => Port::Digital { ready: false },
+                ChannelKind::E1Signalling | ChannelKind::Sound => Port::Plain,
             })
             .collect();
     }
@@ -518,7 +556,59 @@ impl CallManager {
             Input::DtmfSent { channel } => self.trunk_input(now, channel, FxoInput::DtmfSent),
             Input::CallerId { channel, caller } => self.trunk_input(now, channel, FxoInput::CallerId(caller)),
             Input::Tone { channel, tone } => self.trunk_input(now, channel, FxoInput::Tone(tone)),
+            Input::Digital { channel, signal } => {
+                if !matches!(self.ports.get(usize::from(channel.0)), Some(Port::Digital { .. })) {
+                    return;
+                }
+                match signal {
+                    DigitalSignal::Incoming { caller, called } => self.offer_to(now, channel, caller, called),
+                    DigitalSignal::Line(signal) => self.trunk_signal(now, channel, signal),
+                }
+            }
         }
+    }
+
+    /// Says whether a digital trunk may carry new outgoing calls (its link is up and the
+    /// channel in service). Calls already on it are the driver's to clear.
+    pub fn set_digital_ready(&mut self, channel: ChannelId, ready: bool) {
+        if let Some(Port::Digital { ready: r }) = self.ports.get_mut(usize::from(channel.0)) {
+            *r = ready;
+        }
+    }
+
+    /// Whether a digital trunk's incoming call for `called` has a route to go to, so that the
+    /// driver can refuse one that has none (unallocated number) instead of leaving it ringing.
+    pub fn routes_call(&self, trunk: ChannelId, called: &str) -> bool {
+        self.route_for(trunk, called).is_some()
+    }
+
+    /// The route of a call arriving on `trunk` for `called`. A route whose `number` is a
+    /// dialable number takes the calls for that number (or for numbers ending with it, for
+    /// networks that send the full number); a route without one (its number is then its name)
+    /// takes the trunk's other calls. Analog lines say no called number: the first route.
+    fn route_for(&self, trunk: ChannelId, called: &str) -> Option<usize> {
+        let port = trunk.port();
+        let candidates: Vec<usize> = (0..self.settings.routes.len())
+            .filter(|&r| self.settings.routes[r].trunks.contains(&port))
+            .collect();
+        if called.is_empty() {
+            return candidates.first().copied();
+        }
+        let dialable =
+            |n: &str| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit() || c == '*' || c == '#');
+        let number_of = |r: usize| self.settings.routes[r].flows.number.as_str();
+        candidates
+            .iter()
+            .copied()
+            .find(|&r| dialable(number_of(r)) && called.ends_with(number_of(r)))
+            .or_else(|| candidates.iter().copied().find(|&r| !dialable(number_of(r))))
+    }
+
+    /// The number an incoming call on a digital trunk was dialled to, if it came with one.
+    pub fn called_number(&self, call: CallId) -> Option<&str> {
+        let c = &self.calls[self.call_index(call)?];
+        let digital = matches!(self.ports.get(usize::from(c.trunk.0)), Some(Port::Digital { .. }));
+        (digital && !c.number.is_empty()).then_some(c.number.as_str())
     }
 
     /// Notes the driver's time, for line commands later issued by requests that carry none.
@@ -601,6 +691,14 @@ impl CallManager {
                 self.seat_input(now, channel, FxsInput::Ring { caller })
             }
             (Some(Port::Fxs(_)), LineCommand::StopRing) => self.seat_input(now, channel, FxsInput::StopRing),
+            (Some(Port::Digital { .. }), LineCommand::OffHook) => {
+                self.push(Action::Digital { channel, command: DigitalCmd::Answer })
+            }
+            (Some(Port::Digital { .. }), LineCommand::OnHook) => {
+                self.push(Action::Digital { channel, command: DigitalCmd::Release })
+            }
+            // A digital trunk has no hook flash or ringing of its own.
+            (Some(Port::Digital { .. }), _) => {}
             _ => self.push(Action::Media(EngineCmd::Line { channel, command })),
         }
     }
@@ -655,7 +753,7 @@ impl CallManager {
                     line.handle_timeout(now);
                     self.drain_seat(now, channel);
                 }
-                Port::Plain => {}
+                Port::Digital { .. } | Port::Plain => {}
             }
         }
         let mut i = 0;
@@ -695,8 +793,13 @@ impl CallManager {
     }
 
     fn offer(&mut self, now: Instant, trunk: ChannelId, caller_id: CallerIdInfo) {
+        self.offer_to(now, trunk, caller_id, String::new());
+    }
+
+    /// Offers a call arriving on `trunk` for `called` (empty on analog lines, which do not say).
+    fn offer_to(&mut self, now: Instant, trunk: ChannelId, caller_id: CallerIdInfo, called: String) {
         let caller = caller_id.number.clone().unwrap_or_default();
-        let route = self.settings.routes.iter().position(|r| r.trunks.contains(&trunk.port()));
+        let route = self.route_for(trunk, &called);
         let id = CallId(self.next_id);
         self.next_id += 1;
         let callee = route.map(|r| self.settings.routes[r].name.clone()).unwrap_or_default();
@@ -754,7 +857,7 @@ impl CallManager {
             state: CallState::Offered { ringing: Vec::new(), tried: Vec::new(), seat_deadline: None },
             caller: caller_id,
             cadence: None,
-            number: String::new(),
+            number: called,
             monitors: Vec::new(),
             offered_at: now,
             route_since: now,

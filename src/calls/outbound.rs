@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use switchboard_driver_api::{ChannelId, ChannelKind, LineCommand};
 
 use super::{
-    Action, Call, CallEvent, CallId, CallManager, CallState, CdrUpdate, DialFailure, Disposition, FxoInput,
-    OutPhase, Port, SeatState,
+    Action, Call, CallEvent, CallId, CallManager, CallState, CdrUpdate, DialFailure, DigitalCmd, Disposition,
+    FxoInput, OutPhase, Port, SeatState,
 };
 use crate::dsp::tone::ProgressTone;
 use crate::media::EngineCmd;
@@ -106,14 +106,21 @@ impl CallManager {
         Ok(id)
     }
 
-    /// A trunk with no call on it and no incoming call arriving.
+    /// A trunk with no call on it and no incoming call arriving: an analog line first, then a
+    /// digital channel whose link is up.
     pub(super) fn free_trunk(&self, now: Instant) -> Option<ChannelId> {
-        (0..self.kinds.len()).map(|i| ChannelId(i as u16)).find(|&c| {
-            let i = usize::from(c.0);
-            self.kinds[i] == ChannelKind::FxoTrunk
-                && self.call_on_trunk(c).is_none()
-                && matches!(&self.ports[i], Port::Fxo(line) if line.is_idle(now))
-        })
+        let free = |digital: bool| {
+            (0..self.kinds.len()).map(|i| ChannelId(i as u16)).find(move |&c| {
+                let i = usize::from(c.0);
+                self.call_on_trunk(c).is_none()
+                    && match &self.ports[i] {
+                        Port::Fxo(line) => !digital && line.is_idle(now),
+                        Port::Digital { ready } => digital && *ready,
+                        _ => false,
+                    }
+            })
+        };
+        free(false).or_else(|| free(true))
     }
 
     /// The outgoing call not yet answered on a trunk, if any.
@@ -137,6 +144,12 @@ impl CallManager {
         let trunk = self.calls[i].trunk;
         self.set_phase(i, OutPhase::WaitDialTone, None);
         let number = self.calls[i].number.clone();
+        if matches!(self.ports.get(usize::from(trunk.0)), Some(Port::Digital { .. })) {
+            // The signalling stack sends the number en bloc: the call is dialling at once.
+            self.push(Action::Digital { channel: trunk, command: DigitalCmd::Dial { number } });
+            self.outbound_dialling(trunk);
+            return;
+        }
         self.trunk_input(now, trunk, FxoInput::Dial(number));
     }
 
@@ -203,6 +216,7 @@ impl CallManager {
                 (Disposition::Busy, "the called number is busy")
             }
             DialFailure::NoAnswer => (Disposition::NoAnswer, "no answer"),
+            DialFailure::Refused(cause) => (Disposition::Failed, crate::line::network_cause(cause)),
         };
         let call = self.calls.remove(i);
         self.outbound_failed(now, call, seat, disposition, cause);

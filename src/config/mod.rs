@@ -74,6 +74,8 @@ struct RawConfig {
     #[serde(default)]
     calls: RawCalls,
     #[serde(default)]
+    line: RawLine,
+    #[serde(default)]
     route: Vec<RawRoute>,
     #[serde(default)]
     queue: Vec<RawQueue>,
@@ -90,6 +92,34 @@ struct RawConfig {
     /// Sound devices (headsets on the appliance), numbered after the card's ports.
     #[serde(default)]
     sound: Vec<Spanned<RawSound>>,
+    /// E1 spans' settings.
+    #[serde(default)]
+    e1: Vec<RawE1>,
+    /// The DAHDI card, when `card.driver = "dahdi"`.
+    dahdi: Option<Spanned<RawDahdi>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDahdi {
+    /// A board file: the name of one shipped with Switchboard (`digium-te420`) or a path.
+    board: Spanned<String>,
+    /// The DAHDI channel number of each span's first port (`switchboard hw list` shows them);
+    /// by default the spans follow each other from channel 1.
+    #[serde(default)]
+    first_channels: Option<Spanned<Vec<u32>>>,
+    /// The generic channel device (for tests and unusual systems).
+    #[serde(default)]
+    channel_device: Option<String>,
+}
+
+/// A DAHDI card as configured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DahdiConfig {
+    pub board: crate::board::Board,
+    /// The DAHDI channel number of each span's first port.
+    pub first_channels: Vec<u32>,
+    pub channel_device: std::path::PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -262,10 +292,54 @@ impl Default for RawCalls {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLine {
+    trunk_caller_id: crate::line::CallerIdMode,
+    caller_id_standard: CallerIdStandardName,
+    seat_caller_id: bool,
+    hook_flash_ms: Spanned<u64>,
+}
+
+impl Default for RawLine {
+    fn default() -> Self {
+        RawLine {
+            trunk_caller_id: crate::line::CallerIdMode::Dtmf,
+            caller_id_standard: CallerIdStandardName::Ydt1277,
+            seat_caller_id: false,
+            hook_flash_ms: Spanned::new(0..0, 250),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(rename_all = "kebab-case")]
+enum CallerIdStandardName {
+    Bellcore,
+    Etsi,
+    Ydt1277,
+}
+
+/// Settings of the analog lines (`[line]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LineConfig {
+    /// The line machines' settings: how trunks get caller id, whether seat phones get it,
+    /// the hook flash we send on trunks.
+    pub settings: crate::line::LineSettings,
+    /// The FSK caller id standard: the modulation and preamble of what seat phones get, and
+    /// how received messages are read. Trunks decode both modulations whatever it is.
+    pub standard: crate::dsp::callerid::Standard,
+}
+
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRoute {
     name: String,
+    #[serde(default = "no_ports")]
     trunks: Spanned<Vec<Spanned<u16>>>,
+    /// E1 spans (1-based, among the card's E1 spans) whose bearer channels are trunks of
+    /// this route, so that thirty ports need not be listed.
+    #[serde(default)]
+    e1_spans: Vec<Spanned<u16>>,
     /// Fixed seats, or...
     #[serde(default)]
     seats: Option<Spanned<Vec<Spanned<u16>>>>,
@@ -280,6 +354,74 @@ struct RawRoute {
     number: Option<String>,
     #[serde(default)]
     strategy: Strategy,
+}
+
+fn no_ports() -> Spanned<Vec<Spanned<u16>>> {
+    Spanned::new(0..0, Vec::new())
+}
+
+/// An E1 span's line and signalling settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawE1 {
+    /// Which E1 span, counted from 1 among the card's E1 spans.
+    span: Spanned<u16>,
+    #[serde(default)]
+    signalling: E1Signalling,
+    #[serde(default = "ccs")]
+    framing: Spanned<String>,
+    #[serde(default)]
+    line_code: LineCode,
+    #[serde(default = "yes")]
+    crc4: bool,
+    /// Timing source priority: 1 takes the clock from this span first, 0 never.
+    #[serde(default = "one")]
+    timing: Spanned<u8>,
+}
+
+fn ccs() -> Spanned<String> {
+    Spanned::new(0..0, "ccs".into())
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn one() -> Spanned<u8> {
+    Spanned::new(0..0, 1)
+}
+
+/// How an E1 span signals calls.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum E1Signalling {
+    /// ISDN PRI, we are the user side (connected to the exchange): the usual case.
+    #[default]
+    PriCpe,
+    /// ISDN PRI, we are the network side (a PBX or a test set is connected to us).
+    PriNet,
+}
+
+/// An E1 line code.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum LineCode {
+    #[default]
+    Hdb3,
+    Ami,
+}
+
+/// The settings of one E1 span (`[[e1]]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct E1Config {
+    /// The span's index on the card (0-based, all spans counted).
+    pub card_span: u16,
+    /// The span's number among the E1 spans, from 1, as the configuration names it.
+    pub number: u16,
+    pub signalling: E1Signalling,
+    pub line_code: LineCode,
+    pub crc4: bool,
+    pub timing: u8,
 }
 
 #[derive(Debug, Deserialize)]
@@ -399,6 +541,8 @@ impl Default for RawLog {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Driver {
     Sim(SimConfig),
+    /// A DAHDI card described by a board file.
+    Dahdi(DahdiConfig),
     /// No telephony card: only the `[[sound]]` devices, the first of which is the clock.
     Alsa,
 }
@@ -426,6 +570,10 @@ pub struct Config {
     pub webservices: Vec<crate::webservice::ServiceConfig>,
     /// Sound devices, numbered after the card's ports in this order.
     pub sound: Vec<SoundPort>,
+    /// The analog lines' signalling: caller id on trunks and to seat phones, hook flash.
+    pub line: LineConfig,
+    /// The E1 spans that run ISDN PRI, with their line settings.
+    pub e1: Vec<E1Config>,
 }
 
 impl Config {
@@ -470,14 +618,14 @@ impl Config {
             let key = if key == "." { String::new() } else { key };
             ConfigErrors(vec![at(inner.span(), key, inner.message().to_string())])
         })?;
-        validate(raw, &at)
+        validate(raw, &at, file)
     }
 
     /// The shape of the simulated card, when the configuration uses it.
     pub fn sim(&self) -> Option<&SimConfig> {
         match &self.driver {
             Driver::Sim(sim) => Some(sim),
-            Driver::Alsa => None,
+            Driver::Dahdi(_) | Driver::Alsa => None,
         }
     }
 
@@ -486,10 +634,54 @@ impl Config {
     pub fn card_info(&self) -> CardInfo {
         let base = match &self.driver {
             Driver::Sim(sim) => switchboard_driver_sim::describe(sim),
+            Driver::Dahdi(dahdi) => describe_board(&dahdi.board, self.law),
             Driver::Alsa => CardInfo { name: String::new(), spans: Vec::new(), channels: Vec::new() },
         };
         with_sound(base, &self.sound, self.law)
     }
+}
+
+/// The channels of a card described by a board file, numbered as the DAHDI backend numbers
+/// them: the board's ports in order, spans in order.
+pub fn describe_board(board: &crate::board::Board, law: Law) -> CardInfo {
+    let mut info = CardInfo { name: board.model.clone(), spans: Vec::new(), channels: Vec::new() };
+    for (s, span) in board.spans.iter().enumerate() {
+        let index = s as u16;
+        info.spans.push(SpanInfo { index, kind: span.kind, name: format!("{} span {}", board.model, s + 1) });
+        for (p, kind) in span.port_kinds().into_iter().enumerate() {
+            let id = ChannelId(info.channels.len() as u16);
+            info.channels.push(ChannelInfo { id, kind, span: index, position: p as u16 + 1, law });
+        }
+    }
+    info
+}
+
+/// Finds a board file: one shipped with Switchboard by name, or a file by path (relative to
+/// the configuration file's directory).
+fn find_board(name: &str, config_file: &str) -> Result<crate::board::Board, String> {
+    let stem = name.strip_suffix(".toml").unwrap_or(name);
+    if !name.contains('/') {
+        if let Some((file, text)) =
+            crate::board::BUILTIN.iter().find(|(f, _)| f.strip_suffix(".toml") == Some(stem))
+        {
+            return crate::board::Board::parse(text, &format!("board/{file}")).map_err(|e| e.to_string());
+        }
+    }
+    let path = Path::new(name);
+    let path = if path.is_relative() {
+        Path::new(config_file).parent().unwrap_or(Path::new(".")).join(path)
+    } else {
+        path.to_path_buf()
+    };
+    if !path.exists() {
+        let names: Vec<&str> =
+            crate::board::BUILTIN.iter().filter_map(|(f, _)| f.strip_suffix(".toml")).collect();
+        return Err(format!(
+            "no board {name:?}: use one of {} or the path of a board file",
+            names.join(", ")
+        ));
+    }
+    crate::board::Board::load(&path).map_err(|e| e.to_string())
 }
 
 /// Appends the sound devices to a card's channels: one span and one channel each, the way
@@ -523,17 +715,82 @@ pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
 fn validate(
     raw: RawConfig,
     at: &dyn Fn(Option<Range<usize>>, String, String) -> ConfigError,
+    file_name: &str,
 ) -> Result<Config, ConfigErrors> {
     let mut errors = Vec::new();
     let span_of = |r: Range<usize>| if r.is_empty() { None } else { Some(r) };
 
     let driver_name = raw.card.driver.get_ref().as_str();
-    if !["sim", "alsa"].contains(&driver_name) {
+    if !["sim", "dahdi", "alsa"].contains(&driver_name) {
         errors.push(at(
             Some(raw.card.driver.span()),
             "card.driver".into(),
-            format!("unknown driver `{driver_name}`: use `sim` or `alsa`"),
+            format!("unknown driver `{driver_name}`: use `sim`, `dahdi` or `alsa`"),
         ));
+    }
+    let mut dahdi = None;
+    match (&raw.dahdi, driver_name == "dahdi") {
+        (None, true) => errors.push(at(
+            Some(raw.card.driver.span()),
+            "dahdi".into(),
+            "driver `dahdi` needs a [dahdi] section naming the board (`board = \"digium-te420\"`)".into(),
+        )),
+        (Some(d), false) => errors.push(at(
+            span_of(d.span()),
+            "dahdi".into(),
+            format!("a [dahdi] section is only used with `card.driver = \"dahdi\"` (it is `{driver_name}`)"),
+        )),
+        (None, false) => {}
+        (Some(d), true) => {
+            let d = d.get_ref();
+            match find_board(d.board.get_ref(), file_name) {
+                Err(message) => errors.push(at(span_of(d.board.span()), "dahdi.board".into(), message)),
+                Ok(board) if board.driver != crate::board::Driver::Dahdi => errors.push(at(
+                    span_of(d.board.span()),
+                    "dahdi.board".into(),
+                    format!("{} is a `{}` board, not a DAHDI one", board.model, board.driver.name()),
+                )),
+                Ok(board) => {
+                    let first_channels = match &d.first_channels {
+                        Some(list) => {
+                            if list.get_ref().len() != board.spans.len() || list.get_ref().contains(&0) {
+                                errors.push(at(
+                                    span_of(list.span()),
+                                    "dahdi.first_channels".into(),
+                                    format!(
+                                        "{} has {} span(s): give one DAHDI channel number (from 1) for each",
+                                        board.model,
+                                        board.spans.len()
+                                    ),
+                                ));
+                            }
+                            list.get_ref().clone()
+                        }
+                        None => {
+                            let mut next = 1u32;
+                            board
+                                .spans
+                                .iter()
+                                .map(|s| {
+                                    let first = next;
+                                    next += s.port_count() as u32;
+                                    first
+                                })
+                                .collect()
+                        }
+                    };
+                    dahdi = Some(DahdiConfig {
+                        board,
+                        first_channels,
+                        channel_device: d
+                            .channel_device
+                            .clone()
+                            .unwrap_or_else(|| "/dev/dahdi/channel".into())
+                            .into(),
+                    });
+                }
+            }
+        }
     }
     let mut sound = Vec::new();
     for (i, entry) in raw.sound.iter().enumerate() {
@@ -599,10 +856,10 @@ fn validate(
             "ring on and off times must be at least 200 ms each".into(),
         ));
     }
-    let card = if driver_name == "alsa" {
-        CardInfo { name: String::new(), spans: Vec::new(), channels: Vec::new() }
-    } else {
-        switchboard_driver_sim::describe(&sim)
+    let card = match (&dahdi, driver_name) {
+        (_, "alsa") => CardInfo { name: String::new(), spans: Vec::new(), channels: Vec::new() },
+        (Some(d), _) => describe_board(&d.board, law),
+        _ => switchboard_driver_sim::describe(&sim),
     };
     let card = with_sound(card, &sound, law);
 
@@ -664,7 +921,9 @@ fn validate(
         let mut check_ports = |list: &Spanned<Vec<Spanned<u16>>>, field: &str, want: &[ChannelKind]| {
             let key = format!("route[{i}].{field}");
             // A route of seats without trunks is one that only flows send calls to.
-            if list.get_ref().is_empty() && !(field == "trunks" && r.seats.is_some()) {
+            if list.get_ref().is_empty()
+                && !(field == "trunks" && (r.seats.is_some() || !r.e1_spans.is_empty()))
+            {
                 errors.push(at(span_of(list.span()), key.clone(), "lists no ports".into()));
             }
             for p in list.get_ref() {
@@ -685,7 +944,7 @@ fn validate(
             }
             list.get_ref().iter().map(|p| *p.get_ref()).collect::<Vec<u16>>()
         };
-        let trunks = check_ports(&r.trunks, "trunks", &[ChannelKind::FxoTrunk]);
+        let mut trunks = check_ports(&r.trunks, "trunks", &[ChannelKind::FxoTrunk, ChannelKind::E1Bearer]);
         let seats = match (&r.seats, &r.queue, &r.flow) {
             (Some(seats), None, None) => {
                 check_ports(seats, "seats", &[ChannelKind::FxsSeat, ChannelKind::Sound])
@@ -710,6 +969,21 @@ fn validate(
                 Vec::new()
             }
         };
+        for n in &r.e1_spans {
+            match e1_span_index(&card, *n.get_ref()) {
+                Some(span) => trunks.extend(
+                    card.channels
+                        .iter()
+                        .filter(|c| c.span == span && c.kind == ChannelKind::E1Bearer)
+                        .map(|c| c.id.port()),
+                ),
+                None => errors.push(at(
+                    span_of(n.span()),
+                    format!("route[{i}].e1_spans"),
+                    format!("the card has no E1 span {}", n.get_ref()),
+                )),
+            }
+        }
         for (port, span) in trunks.iter().zip(r.trunks.get_ref()) {
             if let Some((_, other)) = claimed.iter().find(|(p, _)| p == port) {
                 errors.push(at(
@@ -1005,6 +1279,33 @@ fn validate(
         webservices.push(w.get_ref().clone());
     }
 
+    let flash_ms = *raw.line.hook_flash_ms.get_ref();
+    if !(50..=2000).contains(&flash_ms) {
+        errors.push(at(
+            span_of(raw.line.hook_flash_ms.span()),
+            "line.hook_flash_ms".into(),
+            format!("{flash_ms} is out of range: use 50-2000 milliseconds"),
+        ));
+    }
+    let line = LineConfig {
+        settings: crate::line::LineSettings {
+            fxo: crate::line::fxo::FxoSettings {
+                caller_id: raw.line.trunk_caller_id,
+                flash: Duration::from_millis(flash_ms),
+                ..crate::line::fxo::FxoSettings::default()
+            },
+            fxs: crate::line::fxs::FxsSettings {
+                caller_id: raw.line.seat_caller_id,
+                ..crate::line::fxs::FxsSettings::default()
+            },
+        },
+        standard: match raw.line.caller_id_standard {
+            CallerIdStandardName::Bellcore => crate::dsp::callerid::Standard::Bellcore,
+            CallerIdStandardName::Etsi => crate::dsp::callerid::Standard::Etsi,
+            CallerIdStandardName::Ydt1277 => crate::dsp::callerid::Standard::Ydt1277,
+        },
+    };
+
     let level = raw.log.level.get_ref().to_ascii_lowercase();
     if !["error", "warn", "info", "debug", "trace"].contains(&level.as_str()) {
         errors.push(at(
@@ -1014,11 +1315,63 @@ fn validate(
         ));
     }
 
+    let mut e1 = Vec::new();
+    for (i, raw_e1) in raw.e1.iter().enumerate() {
+        let number = *raw_e1.span.get_ref();
+        let key = format!("e1[{i}]");
+        let Some(card_span) = e1_span_index(&card, number) else {
+            errors.push(at(
+                span_of(raw_e1.span.span()),
+                format!("{key}.span"),
+                format!(
+                    "the card has no E1 span {number} (it has {})",
+                    card.spans.iter().filter(|s| s.kind == SpanKind::E1).count()
+                ),
+            ));
+            continue;
+        };
+        if e1.iter().any(|o: &E1Config| o.number == number) {
+            errors.push(at(
+                span_of(raw_e1.span.span()),
+                format!("{key}.span"),
+                format!("E1 span {number} is configured twice"),
+            ));
+            continue;
+        }
+        if !raw_e1.framing.get_ref().eq_ignore_ascii_case("ccs") {
+            errors.push(at(
+                span_of(raw_e1.framing.span()),
+                format!("{key}.framing"),
+                format!("framing {:?}: ISDN PRI runs on CCS framing (`ccs`)", raw_e1.framing.get_ref()),
+            ));
+        }
+        if *raw_e1.timing.get_ref() > 8 {
+            errors.push(at(
+                span_of(raw_e1.timing.span()),
+                format!("{key}.timing"),
+                "timing source priority is 0 (never) or 1-8 (1 first)".into(),
+            ));
+        }
+        e1.push(E1Config {
+            card_span,
+            number,
+            signalling: raw_e1.signalling,
+            line_code: raw_e1.line_code,
+            crc4: raw_e1.crc4,
+            timing: *raw_e1.timing.get_ref(),
+        });
+    }
+
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
     Ok(Config {
-        driver: if driver_name == "alsa" { Driver::Alsa } else { Driver::Sim(sim) },
+        e1,
+        driver: match (dahdi, driver_name) {
+            (_, "alsa") => Driver::Alsa,
+            (Some(d), _) => Driver::Dahdi(d),
+            _ => Driver::Sim(sim),
+        },
         sound,
         law,
         sim_seat_answer_delay: match raw.sim.seat_answer_delay_ms {
@@ -1045,7 +1398,14 @@ fn validate(
         agent,
         ivr,
         webservices,
+        line,
     })
+}
+
+/// The card span index of the `number`th E1 span (from 1).
+fn e1_span_index(card: &CardInfo, number: u16) -> Option<u16> {
+    let n = usize::from(number.checked_sub(1)?);
+    card.spans.iter().filter(|s| s.kind == SpanKind::E1).nth(n).map(|s| s.index)
 }
 
 /// Parses `+08:00`, `-05:00` or `Z`.
@@ -1099,8 +1459,43 @@ mod tests {
     }
 
     #[test]
+    fn a_dahdi_card_is_described_by_its_board_file_and_e1_spans_are_checked() {
+        let text = "[card]\ndriver = \"dahdi\"\n[dahdi]\nboard = \"digium-te420\"\n\
+                    [[e1]]\nspan = 2\nsignalling = \"pri-net\"\ncrc4 = false\n\
+                    [[route]]\nname = \"isdn\"\ne1_spans = [2]\nflow = \"main\"\nnumber = \"8000\"\n\
+                    [ivr]\nflows = \"/nonexistent\"\n";
+        let c = Config::parse(text, "x.toml").expect("valid");
+        let info = c.card_info();
+        assert_eq!(info.spans.len(), 4);
+        assert_eq!(info.channels.len(), 124);
+        assert_eq!(info.channels[46].kind, ChannelKind::E1Signalling, "the second span's timeslot 16");
+        let Driver::Dahdi(d) = &c.driver else { panic!("a DAHDI driver") };
+        assert_eq!(d.first_channels, vec![1, 32, 63, 94]);
+        assert_eq!(c.e1.len(), 1);
+        assert_eq!((c.e1[0].card_span, c.e1[0].signalling, c.e1[0].crc4), (1, E1Signalling::PriNet, false));
+        let trunks = &c.calls.routes[0].trunks;
+        assert_eq!(trunks.len(), 30);
+        assert_eq!((trunks[0], trunks[29]), (32, 62));
+        assert!(!trunks.contains(&47), "the D-channel is not a trunk");
+
+        let text = "[card]\ndriver = \"dahdi\"\n";
+        let e = Config::parse(text, "x.toml").unwrap_err();
+        assert_eq!(e.0[0].key, "dahdi", "{e}");
+        let text = "[card]\ndriver = \"dahdi\"\n[dahdi]\nboard = \"te999\"\n";
+        let e = Config::parse(text, "x.toml").unwrap_err();
+        assert_eq!((e.0[0].line, e.0[0].key.as_str()), (4, "dahdi.board"), "{e}");
+        assert!(e.0[0].message.contains("digium-te420"), "the message lists the boards: {e}");
+        let text =
+            "[card]\ndriver = \"dahdi\"\n[dahdi]\nboard = \"digium-te420\"\nfirst_channels = [1, 32]\n\
+                    [[e1]]\nspan = 5\n[[e1]]\nspan = 1\nframing = \"cas\"\n";
+        let e = Config::parse(text, "x.toml").unwrap_err();
+        let keys: Vec<_> = e.0.iter().map(|e| (e.line, e.key.as_str())).collect();
+        assert_eq!(keys, vec![(5, "dahdi.first_channels"), (7, "e1[0].span"), (10, "e1[1].framing")], "{e}");
+    }
+
+    #[test]
     fn bad_values_are_all_reported() {
-        let text = "[card]\ndriver = \"dahdi\"\n[engine]\nrealtime_priority = 150\n\
+        let text = "[card]\ndriver = \"zaptel\"\n[engine]\nrealtime_priority = 150\n\
                     [[route]]\nname = \"r\"\ntrunks = [1, 5]\nseats = [99]\n";
         let e = Config::parse(text, "x.toml").unwrap_err();
         let keys: Vec<_> = e.0.iter().map(|e| (e.line, e.key.as_str())).collect();
@@ -1189,6 +1584,31 @@ mod tests {
         assert_eq!(c.calls.routes[n - 2].overflow, None);
         let e = Config::parse(&text.replace("overflow_to = \"support\"\n", ""), "x.toml").unwrap_err();
         assert_eq!(e.0[0].key, "queue[0].overflow_max_waiting");
+    }
+
+    #[test]
+    fn line_settings_are_read_and_checked() {
+        use crate::dsp::callerid::Standard;
+        use crate::line::CallerIdMode;
+        let c = Config::builtin().unwrap();
+        assert_eq!(c.line.settings.fxo.caller_id, CallerIdMode::Dtmf);
+        assert!(!c.line.settings.fxs.caller_id);
+        assert_eq!(c.line.standard, Standard::Ydt1277);
+        let text = "[card]\ndriver = \"sim\"\n[line]\ntrunk_caller_id = \"fsk-before-ring\"\n\
+                    caller_id_standard = \"etsi\"\nseat_caller_id = true\nhook_flash_ms = 120\n";
+        let c = Config::parse(text, "x.toml").unwrap();
+        assert_eq!(c.line.settings.fxo.caller_id, CallerIdMode::FskBeforeRing);
+        assert_eq!(c.line.settings.fxo.flash, Duration::from_millis(120));
+        assert!(c.line.settings.fxs.caller_id);
+        assert_eq!(c.line.standard, Standard::Etsi);
+        let e = Config::parse(&text.replace("\"etsi\"", "\"ntt\""), "x.toml").unwrap_err();
+        assert_eq!((e.0[0].line, e.0[0].key.as_str()), (5, "line.caller_id_standard"));
+        assert!(e.0[0].message.contains("bellcore"), "{e}");
+        let e = Config::parse(&text.replace("\"fsk-before-ring\"", "\"fks\""), "x.toml").unwrap_err();
+        assert_eq!((e.0[0].line, e.0[0].key.as_str()), (4, "line.trunk_caller_id"));
+        let e = Config::parse(&text.replace("= 120", "= 5000"), "x.toml").unwrap_err();
+        assert_eq!((e.0[0].line, e.0[0].key.as_str()), (7, "line.hook_flash_ms"));
+        assert!(e.to_string().starts_with("x.toml:7:"), "{e}");
     }
 
     #[test]

@@ -123,6 +123,11 @@ pub enum Notice {
         call: String,
         prompt: String,
     },
+    /// An E1 span's alarm was raised or cleared (`alarm` empty): red, yellow, blue, los.
+    SpanAlarm {
+        span: u16,
+        alarm: String,
+    },
     CallOffered {
         call: String,
         trunk: u16,
@@ -215,7 +220,7 @@ impl Notice {
             | Notice::CallEnded { call, .. }
             | Notice::FlowEntered { call, .. }
             | Notice::PromptPlayed { call, .. } => Some(call),
-            Notice::Far { .. } | Notice::Monitor { .. } => None,
+            Notice::Far { .. } | Notice::Monitor { .. } | Notice::SpanAlarm { .. } => None,
         }
     }
 }

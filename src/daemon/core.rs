@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use switchboard_driver_api::{Card, CardInfo, ChannelId, ChannelKind, CompositeCard, LineCommand};
+use switchboard_driver_api::{Card, CardInfo, ChannelId, ChannelKind, CompositeCard, LineCommand, LineEvent};
 use switchboard_driver_sim::SimCard;
 use time::OffsetDateTime;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
 mod ivr;
+mod pri;
 
 pub use self::ivr::{load_flows, prompt_set_dir};
 
@@ -46,6 +47,17 @@ const SLOT_QUARANTINE: Duration = Duration::from_secs(1);
 /// Recording slots: at most this many recordings at once.
 const RECORDING_SLOTS: u16 = 1024;
 
+/// The cards the daemon runs, opened.
+struct OpenedCards {
+    card: Box<dyn Card>,
+    /// The simulated far ends' handle (with no lines when there is no simulated card).
+    far: FarEndHandle,
+    /// Whether the card runs in real time (only a free-running simulated card does not).
+    realtime: bool,
+    /// A DAHDI card's E1 D-channels, for the PRI driver.
+    dchannels: Vec<switchboard_driver_dahdi::DChannel<switchboard_driver_dahdi::ChannelFile>>,
+}
+
 /// Opens the configured cards as one: the telephony card (or the first sound device) is the
 /// clock, and the sound devices follow on it. Returns the card, the simulated far ends' handle
 /// (with no lines when there is no simulated card) and whether the card runs in real time.
@@ -53,7 +65,7 @@ fn open_cards(
     config: &Config,
     zone: &crate::dsp::tone::ToneZone,
     answer_ms: Option<u32>,
-) -> Result<(Box<dyn Card>, FarEndHandle, bool), DaemonError> {
+) -> Result<OpenedCards, DaemonError> {
     use switchboard_driver_alsa::{Clocking, Role, SoundCard, SoundConfig, SoundDevice};
     let devices = |clocking| SoundConfig {
         devices: config
@@ -82,20 +94,62 @@ fn open_cards(
                 FarEndSim::new(&sim_info.channels, zone, answer_ms, config.sim_disconnect);
             let realtime = sim.pacing == switchboard_driver_api::Pacing::RealTime;
             let card: Box<dyn Card> = Box::new(SimCard::new(sim.clone(), far));
-            if config.sound.is_empty() {
-                return Ok((card, far_handle, realtime));
+            let card = with_sound(card, config, devices(Clocking::Slave))?;
+            Ok(OpenedCards { card, far: far_handle, realtime, dchannels: Vec::new() })
+        }
+        crate::config::Driver::Dahdi(dahdi) => {
+            use switchboard_driver_dahdi::{CardOptions, CardSpec, DahdiCard};
+            let (_, far_handle) = FarEndSim::new(&[], zone, answer_ms, config.sim_disconnect);
+            let mut channels =
+                dahdi.board.dahdi_channels(&dahdi.first_channels).map_err(DaemonError::Card)?;
+            for c in &mut channels {
+                c.law = config.law;
             }
-            let sound = SoundCard::open(devices(Clocking::Slave)).map_err(sound_error)?;
-            let card = CompositeCard::new(vec![card, Box::new(sound)])
-                .map_err(|e| DaemonError::Card(e.to_string()))?;
-            Ok((Box::new(card), far_handle, realtime))
+            let spec = CardSpec {
+                name: dahdi.board.model.clone(),
+                channels,
+                options: CardOptions {
+                    channel_device: dahdi.channel_device.clone(),
+                    ..CardOptions::default()
+                },
+            };
+            let mut card =
+                DahdiCard::open(&spec).map_err(|e| DaemonError::Card(format!("{}: {e}", spec.name)))?;
+            // The configuration was checked against the board file; the card must agree.
+            let expected = crate::config::describe_board(&dahdi.board, config.law);
+            let kinds = |i: &CardInfo| i.channels.iter().map(|c| c.kind).collect::<Vec<_>>();
+            if kinds(card.info()) != kinds(&expected) {
+                return Err(DaemonError::Card(format!(
+                    "the DAHDI channels do not match the board file {} (check first_channels and system.conf)",
+                    dahdi.board.file
+                )));
+            }
+            let dchannels = card.take_dchannels();
+            let card = with_sound(Box::new(card), config, devices(Clocking::Slave))?;
+            Ok(OpenedCards { card, far: far_handle, realtime: true, dchannels })
         }
         crate::config::Driver::Alsa => {
             let (_, far_handle) = FarEndSim::new(&[], zone, answer_ms, config.sim_disconnect);
             let sound = SoundCard::open(devices(Clocking::Master)).map_err(sound_error)?;
-            Ok((Box::new(sound), far_handle, true))
+            Ok(OpenedCards { card: Box::new(sound), far: far_handle, realtime: true, dchannels: Vec::new() })
         }
     }
+}
+
+/// Adds the configured sound devices to a telephony card, on its clock.
+fn with_sound(
+    card: Box<dyn Card>,
+    config: &Config,
+    sound: switchboard_driver_alsa::SoundConfig,
+) -> Result<Box<dyn Card>, DaemonError> {
+    if config.sound.is_empty() {
+        return Ok(card);
+    }
+    let sound = switchboard_driver_alsa::SoundCard::open(sound)
+        .map_err(|e| DaemonError::Card(format!("sound devices: {e}")))?;
+    let card =
+        CompositeCard::new(vec![card, Box::new(sound)]).map_err(|e| DaemonError::Card(e.to_string()))?;
+    Ok(Box::new(card))
 }
 
 /// A request from a control connection to the core.
@@ -167,6 +221,9 @@ struct Core {
     engine: EngineHandle,
     far: FarEndHandle,
     calls: CallManager,
+    /// The FSK caller id standard, and the offset of the local time that seat phones get
+    /// with the caller's number.
+    caller_id: (crate::dsp::callerid::Standard, time::UtcOffset),
     store: StoreHandle,
     rec_control: Option<std::sync::mpsc::Sender<RecControl>>,
     rec_done: mpsc::UnboundedReceiver<RecDone>,
@@ -190,6 +247,9 @@ struct Core {
     /// Each agent session's queue of lines and the way to close it.
     agent_sessions: HashMap<SessionId, AgentConn>,
     agent_addr: std::net::SocketAddr,
+    /// The E1 spans under ISDN PRI signalling, and their D-channels' frames.
+    pri: pri::PriSpans,
+    pri_inbox: mpsc::UnboundedReceiver<(usize, pri::DLink)>,
 }
 
 struct AgentConn {
@@ -228,7 +288,8 @@ impl Running {
 
         let zone = config.tone_zone.clone();
         let answer_ms = config.sim_seat_answer_delay.map(|d| d.as_millis().min(u128::from(u32::MAX)) as u32);
-        let (card, far_handle, realtime) = open_cards(&config, &zone, answer_ms)?;
+        let OpenedCards { card, far: far_handle, realtime, dchannels } =
+            open_cards(&config, &zone, answer_ms)?;
         let info = card.info().clone();
 
         let audio_channels = info.channels.iter().filter(|c| c.kind.carries_audio()).count().max(1);
@@ -246,6 +307,7 @@ impl Running {
             tone_zone: zone,
             echo_canceller: config.echo_canceller,
             realtime,
+            caller_id_standard: config.line.standard,
             ..EngineConfig::default()
         };
         let (engine, ends) = media::Engine::new(card, &engine_config, prompts.clone(), Some(rec_tx));
@@ -300,7 +362,22 @@ impl Running {
         }
 
         let (notices, _) = broadcast::channel(4096);
-        let calls = CallManager::new(&info, config.calls.clone());
+        let mut calls = CallManager::new(&info, config.calls.clone());
+        calls.set_line_settings(config.line.settings.clone());
+        // The simulated exchange presents caller id the way the trunks are set to expect it.
+        let mut far_handle = far_handle;
+        if let Some(sim) = config.sim() {
+            let exchange = crate::sim::ExchangeSettings {
+                caller_id: config.line.settings.fxo.caller_id,
+                standard: config.line.standard,
+                ring_on_ms: sim.ring_cadence_ms.0,
+            };
+            if far_handle.commands.push(FarCommand::Exchange(exchange)).is_err() {
+                warn!("the simulated exchange did not take its caller id settings");
+            }
+        }
+        let (pri_spans, pri_inbox) = pri::start(&config, &info, data_dir, Instant::now(), dchannels)
+            .map_err(|source| DaemonError::Socket { path: data_dir.join("e1-span*.sock"), source })?;
         let count = |kind: ChannelKind| info.channels.iter().filter(|c| c.kind == kind).count();
         info!(
             "switchboard {} running on {}: {} channels ({} trunk ports, {} seat ports, {} sound seats, {} E1 spans), \
@@ -330,6 +407,7 @@ impl Running {
             engine,
             far: far_handle,
             calls,
+            caller_id: (config.line.standard, config.ivr.utc_offset),
             store,
             rec_control: Some(control_tx),
             rec_done: done_rx,
@@ -347,6 +425,8 @@ impl Running {
             queue_base: config.calls.routes.len() - config.queues.len(),
             agent_sessions: HashMap::new(),
             agent_addr,
+            pri: pri_spans,
+            pri_inbox,
         };
         // Seats the hub does not offer calls to (no agent, when that is required).
         let now = Instant::now();
@@ -826,12 +906,24 @@ impl Core {
 
     async fn pump(&mut self) {
         self.refresh_queues();
+        self.pri_pump().await;
         while let Some(event) = self.engine.poll_event() {
             let now = Instant::now();
             let input = match event {
                 EngineEvent::Line(e) => {
                     debug!("{}: {:?}", e.channel, e.event);
-                    Some(Input::Line { channel: e.channel, event: e.event })
+                    match e.event {
+                        LineEvent::Alarm(alarms) => {
+                            self.card_alarm(e.channel, alarms);
+                            self.apply_actions().await;
+                            None
+                        }
+                        LineEvent::AlarmCleared => {
+                            self.card_alarm(e.channel, Default::default());
+                            None
+                        }
+                        _ => Some(Input::Line { channel: e.channel, event: e.event }),
+                    }
                 }
                 EngineEvent::Dtmf { channel, digit } => {
                     info!("{channel}: DTMF digit '{digit}' detected");
@@ -848,6 +940,26 @@ impl Core {
                     None
                 }
                 EngineEvent::DtmfSent { channel } => Some(Input::DtmfSent { channel }),
+                EngineEvent::CallerId { channel, message } => {
+                    match caller_id_info(&message, self.caller_id.0) {
+                        Ok(Some(caller)) => {
+                            info!("{channel}: FSK caller id {caller:?}");
+                            Some(Input::CallerId { channel, caller })
+                        }
+                        Ok(None) => {
+                            info!("{channel}: FSK message waiting indication (not caller id) ignored");
+                            None
+                        }
+                        Err(e) => {
+                            warn!("{channel}: unreadable FSK caller id message: {e}");
+                            None
+                        }
+                    }
+                }
+                EngineEvent::CallerIdLost { channel, error } => {
+                    warn!("{channel}: FSK caller id lost: {error}");
+                    None
+                }
                 EngineEvent::PlayDone { channel } => {
                     if !self.announcement_done(channel) {
                         self.ivr_play_done(channel).await;
@@ -973,6 +1085,7 @@ impl Core {
                 Action::Event(event) => self.call_event(event),
                 Action::CallerIdListen { trunk, on } => self.caller_id_listen(trunk, on),
                 Action::SendCallerId { seat, caller } => self.send_caller_id(seat, caller),
+                Action::Digital { channel, command } => Box::pin(self.pri_command(channel, command)).await,
             }
         }
         if self.hub_pending() {
@@ -983,11 +1096,39 @@ impl Core {
     /// Opens or closes a trunk's FSK caller id window in the engine.
     fn caller_id_listen(&mut self, trunk: ChannelId, on: bool) {
         debug!("{trunk}: caller id window {}", if on { "open" } else { "closed" });
+        self.engine(EngineCmd::CallerIdListen { channel: trunk, on });
     }
 
-    /// Sends caller id to a seat's phone.
+    /// Sends caller id to a seat's phone: the caller's number (or why there is none) and name,
+    /// with the local date and time, as an MDMF message of the configured standard.
     fn send_caller_id(&mut self, seat: ChannelId, caller: crate::line::CallerIdInfo) {
-        debug!("{seat}: caller id {:?} to the phone", caller.number);
+        use crate::dsp::callerid::{Absence, CallerId, Format};
+        let (standard, utc_offset) = self.caller_id;
+        let local = OffsetDateTime::now_utc().to_offset(utc_offset);
+        let id = CallerId {
+            number: caller.number.clone(),
+            name: caller.name.clone(),
+            number_absence: caller.absence.map(|a| match a {
+                'P' => Absence::Private,
+                'O' => Absence::Unavailable,
+                other => u8::try_from(other).map_or(Absence::Unavailable, Absence::Other),
+            }),
+            datetime: Some((u8::from(local.month()), local.day(), local.hour(), local.minute())),
+            ..CallerId::default()
+        };
+        // A name the standard cannot carry (Chinese characters as text, say) must not cost
+        // the phone the number: it goes without the name.
+        let message = id.encode(standard, Format::Mdmf).or_else(|e| {
+            debug!("{seat}: caller id sent without the name: {e}");
+            CallerId { name: None, ..id.clone() }.encode(standard, Format::Mdmf)
+        });
+        match message {
+            Ok(message) => {
+                debug!("{seat}: caller id {:?} to the phone", caller.number);
+                self.engine(EngineCmd::SendCallerId { channel: seat, message });
+            }
+            Err(e) => warn!("{seat}: caller id {:?} not sent to the phone: {e}", caller.number),
+        }
     }
 
     async fn start_recording(&mut self, call: CallId, channel: ChannelId) {
@@ -1399,7 +1540,7 @@ impl Core {
                     ));
                 }
                 let channel = ch.id;
-                let caller_id = digit_string(&from, "from", |c| c.is_ascii_digit())?;
+                let caller_id = crate::sim::caller_id_arg(&from)?;
                 let digits = digit_string(&digits, "digits", crate::dsp::dtmf::is_dtmf_digit)?;
                 let hangup_after_ms = match hangup_after {
                     None => None,
@@ -1566,6 +1707,23 @@ pub(super) async fn load_wav(path: PathBuf) -> Result<Arc<[i16]>, String> {
     .map_err(|e| format!("loading the WAV file failed: {e}"))?
 }
 
+/// The caller id in an FSK message from a trunk, in the call model's terms; None for a
+/// message that is not caller id (message waiting).
+fn caller_id_info(
+    message: &crate::dsp::callerid::RawMessage,
+    standard: crate::dsp::callerid::Standard,
+) -> Result<Option<crate::line::CallerIdInfo>, crate::dsp::callerid::CallerIdError> {
+    use crate::dsp::callerid::{Absence, Message};
+    let Message::CallerId(id) = message.parse(standard)? else { return Ok(None) };
+    let absence = id.number_absence.map(|a| match a {
+        Absence::Private => 'P',
+        Absence::Unavailable | Absence::International => 'O',
+        Absence::Other(b) if b.is_ascii_graphic() => char::from(b),
+        Absence::Other(_) => 'O',
+    });
+    Ok(Some(crate::line::CallerIdInfo { number: id.number, name: id.name, absence }))
+}
+
 fn describe_report(report: FarReport) -> (ChannelId, String) {
     match report {
         FarReport::Ringing { channel, .. } => (channel, "ringing".into()),
@@ -1582,6 +1740,10 @@ fn describe_report(report: FarReport) -> (ChannelId, String) {
         FarReport::Recorded { channel } => (channel, "recording done".into()),
         FarReport::Dialled { channel, number } => (channel, format!("exchange got number {number}")),
         FarReport::Refused { channel, reason } => (channel, format!("refused: {reason}")),
+        FarReport::Display { channel, message } => {
+            (channel, format!("display {}", crate::sim::display_text(&message)))
+        }
+        FarReport::DisplayGarbled { channel, error } => (channel, format!("display garbled: {error}")),
     }
 }
 

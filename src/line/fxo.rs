@@ -115,6 +115,8 @@ pub enum ReleaseReason {
     CongestionTone,
     /// The exchange gave dial tone: the far end hung up long ago and the line reset.
     DialTone,
+    /// A digital network cleared the call with this Q.850 cause.
+    Network(u8),
 }
 
 impl ReleaseReason {
@@ -126,6 +128,7 @@ impl ReleaseReason {
             ReleaseReason::BusyTone => "caller hung up (busy tone)",
             ReleaseReason::CongestionTone => "caller hung up (congestion tone)",
             ReleaseReason::DialTone => "caller hung up (dial tone)",
+            ReleaseReason::Network(cause) => super::network_cause(cause),
         }
     }
 }
@@ -139,6 +142,8 @@ pub enum DialFailure {
     Busy,
     Congestion,
     NoAnswer,
+    /// A digital network refused the call with this Q.850 cause (unallocated number, ...).
+    Refused(u8),
 }
 
 /// What happened on the line, for the call model.

@@ -45,6 +45,27 @@ impl CallerIdInfo {
     }
 }
 
+/// What a Q.850 cause, given by a digital network when it clears a call, means in a call
+/// record. Causes are grouped the way users need them; the number itself is in the log.
+pub const fn network_cause(cause: u8) -> &'static str {
+    match cause {
+        16 => "caller hung up",
+        1 => "unallocated number",
+        3 => "no route to the destination",
+        17 => "the called number is busy",
+        18 | 19 => "no answer",
+        21 => "call rejected",
+        22 => "number changed",
+        27 => "destination out of order",
+        28 => "invalid number format",
+        31 => "normal, unspecified",
+        34 | 38 | 41 | 42 | 44 | 47 => "network congestion or failure",
+        58 | 65 | 79 => "service not available",
+        102 => "recovery on timer expiry",
+        _ => "released by the network",
+    }
+}
+
 /// How the exchange delivers caller id on trunk ports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]

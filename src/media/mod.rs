@@ -6,6 +6,12 @@
 //! a prompt or a tone, generated DTMF. It hands a mixed copy of recorded channels to the
 //! recording writer and encodes the result back to the card.
 //!
+//! FSK caller id runs here too: every trunk channel has a demodulator that runs only while
+//! the call model holds its caller id window open, and hands each checked frame to the
+//! control plane, which parses it; every seat channel has a modulator that sends a frame the
+//! control plane encoded, on hook between the first and second ring (the card keeps the
+//! ringing cadence; the engine only supplies the audio).
+//!
 //! The tick never allocates, locks or makes a system call (the card's own wait for the next
 //! block excepted): all state is sized when the engine is built, commands come in and events
 //! go out through fixed-capacity single-producer single-consumer rings, and counters are
@@ -19,13 +25,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use switchboard_driver_api::{
-    Card, CardError, ChannelEvent, ChannelId, ChannelKind, Law, LineCommand, TickIo, BLOCK_SAMPLES,
-    TICK_MICROS,
+    Card, CardError, ChannelEvent, ChannelId, ChannelKind, Law, LineCommand, LineEvent, TickIo,
+    BLOCK_SAMPLES, TICK_MICROS,
 };
 
 use crate::audio::recorder::RecBlock;
+use crate::dsp::callerid::{CallerIdError, CallerIdReceiver, CallerIdSender, RawMessage, Standard};
 use crate::dsp::dtmf::{DtmfDetector, DtmfGenerator};
 use crate::dsp::echo::EchoCanceller;
+use crate::dsp::fsk::FskError;
 use crate::dsp::g711;
 use crate::dsp::tone::{ProgressTone, ToneDetector, ToneZone};
 use crate::dsp::tonegen::ToneGenerator;
@@ -44,6 +52,10 @@ const DTMF_LEVEL_DBM0: f32 = -10.0;
 
 /// Level of the call-progress tones we play, per frequency, in dBm0.
 const TONE_LEVEL_DBM0: f32 = -13.0;
+
+/// Level of the FSK caller id we send to seat phones, in dBm0: what GR-30 and EN 300 659
+/// exchanges send.
+const CALLER_ID_LEVEL_DBM0: f32 = -13.5;
 
 /// Commands handled per tick at most, so a flood of commands cannot stretch one tick.
 const MAX_COMMANDS_PER_TICK: usize = 256;
@@ -178,10 +190,24 @@ pub enum EngineCmd {
         channel: ChannelId,
         enabled: bool,
     },
+    /// Opens (`on`) or closes the FSK caller id window of a trunk channel: its audio is
+    /// demodulated only while the window is open, so speech on a call can never be taken
+    /// for a message, and an idle trunk costs nothing.
+    CallerIdListen {
+        channel: ChannelId,
+        on: bool,
+    },
+    /// Sends an FSK caller id frame to the phone on a seat channel now. The phone is on-hook
+    /// between two rings, so the burst is all the channel sends while it lasts; the card's
+    /// ringing goes on as before. The burst stops if the phone goes off-hook.
+    SendCallerId {
+        channel: ChannelId,
+        message: RawMessage,
+    },
 }
 
 /// Something the engine observed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EngineEvent {
     Line(ChannelEvent),
     Dtmf {
@@ -205,6 +231,18 @@ pub enum EngineEvent {
         channel: ChannelId,
         reason: &'static str,
     },
+    /// An FSK caller id frame received in a trunk's open window, framed and checksum-checked.
+    /// The control plane parses it: parsing builds strings, which the tick must not.
+    CallerId {
+        channel: ChannelId,
+        message: RawMessage,
+    },
+    /// An FSK caller id frame was lost in a trunk's open window: a bad checksum, a lost
+    /// character, or the signal ending in the middle of the frame.
+    CallerIdLost {
+        channel: ChannelId,
+        error: CallerIdError,
+    },
 }
 
 /// Engine settings.
@@ -217,6 +255,9 @@ pub struct EngineConfig {
     pub realtime: bool,
     pub command_capacity: usize,
     pub event_capacity: usize,
+    /// The FSK caller id standard whose modulation and preamble seat phones get. Trunks
+    /// decode both modulations whatever it is.
+    pub caller_id_standard: Standard,
 }
 
 impl Default for EngineConfig {
@@ -227,6 +268,7 @@ impl Default for EngineConfig {
             realtime: true,
             command_capacity: 1024,
             event_capacity: 4096,
+            caller_id_standard: Standard::Ydt1277,
         }
     }
 }
@@ -254,6 +296,13 @@ struct Chan {
     record: Option<u16>,
     echo: Box<EchoCanceller>,
     echo_on: bool,
+    /// Trunk channels: the FSK caller id demodulator, and whether the window is open.
+    cid_rx: Option<Box<CallerIdReceiver>>,
+    cid_listen: bool,
+    /// Seat channels: the FSK caller id modulator, and whether the phone is off-hook (as the
+    /// card last reported), when a burst can no longer be sent.
+    cid_tx: Option<Box<CallerIdSender>>,
+    off_hook: bool,
 }
 
 /// The real-time side of the engine, driven by [`Engine::tick`].
@@ -307,6 +356,12 @@ impl<C: Card> Engine<C> {
                 record: None,
                 echo: Box::new(EchoCanceller::new()),
                 echo_on: config.echo_canceller,
+                cid_rx: (c.kind == ChannelKind::FxoTrunk)
+                    .then(|| Box::new(CallerIdReceiver::for_standard(config.caller_id_standard))),
+                cid_listen: false,
+                cid_tx: (c.kind == ChannelKind::FxsSeat)
+                    .then(|| Box::new(CallerIdSender::new(config.caller_id_standard, CALLER_ID_LEVEL_DBM0))),
+                off_hook: false,
             })
             .collect();
         let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(config.command_capacity);
@@ -370,6 +425,7 @@ impl<C: Card> Engine<C> {
         }
         for i in 0..self.io.events.len() {
             let event = self.io.events[i];
+            self.hook(event);
             self.emit(EngineEvent::Line(event));
         }
         for _ in 0..MAX_COMMANDS_PER_TICK {
@@ -405,6 +461,18 @@ impl<C: Card> Engine<C> {
             chan.dtmf.process(&chan.rx, |digit| emit(EngineEvent::Dtmf { channel, digit }));
             if chan.detect_tones {
                 chan.tones.process(&chan.rx, |tone| emit(EngineEvent::Tone { channel, tone }));
+            }
+            if let (true, Some(cid)) = (chan.cid_listen, chan.cid_rx.as_deref_mut()) {
+                cid.process(&chan.rx, |frame| match frame {
+                    Ok(message) => {
+                        stats.caller_id_received.fetch_add(1, Ordering::Relaxed);
+                        emit(EngineEvent::CallerId { channel, message });
+                    }
+                    Err(error) => {
+                        stats.caller_id_errors.fetch_add(1, Ordering::Relaxed);
+                        emit(EngineEvent::CallerIdLost { channel, error });
+                    }
+                });
             }
         }
     }
@@ -459,6 +527,15 @@ impl<C: Card> Engine<C> {
                     done = done.or(Some(EngineEvent::DtmfSent { channel }));
                 }
             }
+            if let Some(cid) = chan.cid_tx.as_deref_mut().filter(|c| !c.is_idle()) {
+                // The phone is on-hook between rings and hears nothing else: the burst alone
+                // goes out, and silence after its end.
+                out = [0; BLOCK_SAMPLES];
+                cid.fill(&mut out);
+                if cid.is_idle() {
+                    self.stats.caller_id_sent.fetch_add(1, Ordering::Relaxed);
+                }
+            }
             chan.tx = out;
             g711::encode_block(chan.law, &chan.tx, &mut self.io.tx[i]);
             if let Some(slot) = chan.record {
@@ -493,7 +570,9 @@ impl<C: Card> Engine<C> {
             | EngineCmd::SendDtmf { channel, .. }
             | EngineCmd::RecordStart { channel, .. }
             | EngineCmd::RecordStop { channel }
-            | EngineCmd::SetEchoCanceller { channel, .. } => *channel,
+            | EngineCmd::SetEchoCanceller { channel, .. }
+            | EngineCmd::CallerIdListen { channel, .. }
+            | EngineCmd::SendCallerId { channel, .. } => *channel,
             EngineCmd::Bridge { a, b } => {
                 if !valid(*b) {
                     *b
@@ -557,6 +636,59 @@ impl<C: Card> Engine<C> {
             EngineCmd::RecordStart { slot, .. } => self.chans[i].record = Some(slot),
             EngineCmd::RecordStop { .. } => self.chans[i].record = None,
             EngineCmd::SetEchoCanceller { enabled, .. } => self.chans[i].echo_on = enabled,
+            EngineCmd::CallerIdListen { on, .. } => {
+                let chan = &mut self.chans[i];
+                match chan.cid_rx.as_deref_mut() {
+                    Some(cid) => {
+                        // Each window starts clean: a frame cut off at the end of the last
+                        // one must not join the next one's.
+                        if on != chan.cid_listen {
+                            cid.reset();
+                        }
+                        chan.cid_listen = on;
+                    }
+                    None => self.emit(EngineEvent::CommandFailed {
+                        channel,
+                        reason: "no caller id receiver: not a trunk port",
+                    }),
+                }
+            }
+            EngineCmd::SendCallerId { message, .. } => {
+                let chan = &mut self.chans[i];
+                let refused = match chan.cid_tx.as_deref_mut() {
+                    None => Some("no caller id sender: not a seat port"),
+                    // Caller id to an off-hook phone needs the alert signal of call waiting
+                    // caller id first; without it the user would hear the modem.
+                    Some(_) if chan.off_hook => Some("caller id not sent: the phone is off-hook"),
+                    Some(cid) => match cid.send(&message) {
+                        Ok(()) => None,
+                        Err(FskError::Busy) => Some("caller id not sent: a burst is still going out"),
+                        Err(FskError::TooLong(_)) => Some("caller id not sent: the message is too long"),
+                    },
+                };
+                if let Some(reason) = refused {
+                    self.stats.caller_id_not_sent.fetch_add(1, Ordering::Relaxed);
+                    self.emit(EngineEvent::CommandFailed { channel, reason });
+                }
+            }
+        }
+    }
+
+    /// Follows the hook state of seat phones, and stops a caller id burst when the phone
+    /// is picked up in the middle of it: the user must not hear the modem.
+    fn hook(&mut self, event: ChannelEvent) {
+        let Some(chan) = self.chans.get_mut(usize::from(event.channel.0)) else { return };
+        let Some(cid) = chan.cid_tx.as_deref_mut() else { return };
+        match event.event {
+            LineEvent::OffHook => {
+                chan.off_hook = true;
+                if !cid.is_idle() {
+                    cid.transmitter_mut().abort();
+                    self.stats.caller_id_not_sent.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            LineEvent::OnHook => chan.off_hook = false,
+            _ => {}
         }
     }
 
@@ -567,5 +699,191 @@ impl<C: Card> Engine<C> {
         for chan in self.chans.iter_mut() {
             chan.sources.retain(|s| usize::from(*s) != i);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dsp::callerid::{CallerId, CallerIdError, Format};
+    use switchboard_driver_api::{Block, ChannelInfo, Pacing};
+    use switchboard_driver_sim::{FarAction, FarEnd, FarLine, SimCard, SimConfig};
+
+    const TRUNK: ChannelId = ChannelId(0);
+    const SEAT: ChannelId = ChannelId(1);
+
+    /// The far ends of one trunk and one seat: the exchange sends FSK bursts on the trunk at
+    /// given ticks, and the phone on the seat keeps what it hears and lifts the handset when
+    /// told to.
+    struct Lines {
+        exchange: CallerIdSender,
+        bursts: Vec<(u64, Vec<u8>)>,
+        heard: Vec<i16>,
+        off_hook_at: Option<u64>,
+        tick: u64,
+    }
+
+    impl FarEnd for Lines {
+        fn tick(&mut self, ch: &ChannelInfo, _: FarLine, heard: &Block, say: &mut Block) -> FarAction {
+            let mut out = [0i16; BLOCK_SAMPLES];
+            let mut action = FarAction::None;
+            if ch.id == TRUNK {
+                self.tick += 1;
+                if let Some(i) = self.bursts.iter().position(|(t, _)| *t == self.tick) {
+                    let (_, bytes) = self.bursts.remove(i);
+                    let preamble = self.exchange.preamble();
+                    self.exchange.transmitter_mut().send(preamble, &bytes).expect("the exchange is idle");
+                }
+                self.exchange.fill(&mut out);
+            } else {
+                let mut linear = [0i16; BLOCK_SAMPLES];
+                g711::decode_block(ch.law, heard, &mut linear);
+                self.heard.extend_from_slice(&linear);
+                if self.off_hook_at == Some(self.tick) {
+                    action = FarAction::OffHook;
+                }
+            }
+            g711::encode_block(ch.law, &out, say);
+            action
+        }
+    }
+
+    fn engine(bursts: Vec<(u64, Vec<u8>)>, off_hook_at: Option<u64>) -> (Engine<SimCard<Lines>>, EngineEnds) {
+        let sim =
+            SimConfig { trunk_ports: 1, seat_ports: 1, pacing: Pacing::FreeRunning, ..SimConfig::default() };
+        // The exchange sends V.23 while the engine is set to Bell 202: trunks read both.
+        let exchange = CallerIdSender::new(Standard::Etsi, -13.5);
+        let lines = Lines { exchange, bursts, heard: Vec::new(), off_hook_at, tick: 0 };
+        let config = EngineConfig {
+            realtime: false,
+            caller_id_standard: Standard::Bellcore,
+            ..EngineConfig::default()
+        };
+        Engine::new(SimCard::new(sim, lines), &config, Arc::new(Prompts::default()), None)
+    }
+
+    fn run(engine: &mut Engine<SimCard<Lines>>, ends: &mut EngineEnds, ticks: u32) -> Vec<EngineEvent> {
+        let mut events = Vec::new();
+        for _ in 0..ticks {
+            engine.tick().expect("the simulated card ticks");
+            while let Ok(e) = ends.events.pop() {
+                events.push(e);
+            }
+        }
+        events
+    }
+
+    fn message(number: &str) -> RawMessage {
+        let id =
+            CallerId { number: Some(number.into()), datetime: Some((3, 17, 16, 56)), ..CallerId::default() };
+        id.encode(Standard::Bellcore, Format::Mdmf).expect("encodes")
+    }
+
+    fn caller_ids(events: &[EngineEvent]) -> Vec<(ChannelId, Result<RawMessage, CallerIdError>)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                EngineEvent::CallerId { channel, message } => Some((*channel, Ok(message.clone()))),
+                EngineEvent::CallerIdLost { channel, error } => Some((*channel, Err(*error))),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_trunk_demodulates_only_while_its_window_is_open() {
+        let first = message("83366857");
+        let second = message("13800138000");
+        let bursts = vec![(5, first.as_bytes().to_vec()), (80, second.as_bytes().to_vec())];
+        let (mut engine, mut ends) = engine(bursts, None);
+        // The first burst goes by with the window closed: nothing is decoded.
+        let events = run(&mut engine, &mut ends, 70);
+        assert!(caller_ids(&events).is_empty(), "{events:?}");
+        ends.commands.push(EngineCmd::CallerIdListen { channel: TRUNK, on: true }).expect("room");
+        let events = run(&mut engine, &mut ends, 70);
+        assert_eq!(caller_ids(&events), vec![(TRUNK, Ok(second))]);
+        let stats = ends.stats.snapshot();
+        assert_eq!((stats.caller_id_received, stats.caller_id_errors), (1, 0));
+    }
+
+    #[test]
+    fn a_corrupted_frame_is_reported_lost() {
+        let mut bytes = message("83366857").as_bytes().to_vec();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x5A;
+        let (mut engine, mut ends) = engine(vec![(5, bytes)], None);
+        ends.commands.push(EngineCmd::CallerIdListen { channel: TRUNK, on: true }).expect("room");
+        let events = run(&mut engine, &mut ends, 70);
+        let got = caller_ids(&events);
+        assert!(matches!(got[..], [(TRUNK, Err(CallerIdError::BadChecksum { .. }))]), "{got:?}");
+        assert_eq!(ends.stats.snapshot().caller_id_errors, 1);
+    }
+
+    #[test]
+    fn a_seat_phone_gets_the_burst_and_a_second_one_waits_its_turn() {
+        let (mut engine, mut ends) = engine(Vec::new(), None);
+        let m = message("83366857");
+        ends.commands.push(EngineCmd::SendCallerId { channel: SEAT, message: m.clone() }).expect("room");
+        ends.commands.push(EngineCmd::SendCallerId { channel: SEAT, message: m.clone() }).expect("room");
+        let events = run(&mut engine, &mut ends, 60);
+        assert!(
+            events.contains(&EngineEvent::CommandFailed {
+                channel: SEAT,
+                reason: "caller id not sent: a burst is still going out"
+            }),
+            "{events:?}"
+        );
+        let stats = ends.stats.snapshot();
+        assert_eq!((stats.caller_id_sent, stats.caller_id_not_sent), (1, 1));
+        // What the phone heard decodes to the message, in Bell 202 as configured.
+        let mut rx = CallerIdReceiver::new(crate::dsp::fsk::FskMode::Bell202);
+        let mut got = Vec::new();
+        rx.process(&engine.card().far_end().heard, |r| got.push(r));
+        assert_eq!(got, vec![Ok(m)]);
+    }
+
+    #[test]
+    fn picking_up_the_phone_stops_the_burst_and_caller_id_is_not_sent_off_hook() {
+        let (mut engine, mut ends) = engine(Vec::new(), Some(10));
+        let m = message("83366857");
+        ends.commands.push(EngineCmd::SendCallerId { channel: SEAT, message: m.clone() }).expect("room");
+        run(&mut engine, &mut ends, 40);
+        let heard = &engine.card().far_end().heard;
+        // The phone went off-hook at tick 10: silence from the next block on (A-law has no
+        // zero; its quietest codes decode to ±8).
+        assert!(heard[..8 * BLOCK_SAMPLES].iter().any(|&s| s.abs() > 1000));
+        assert!(heard[12 * BLOCK_SAMPLES..].iter().all(|&s| s.abs() <= 8));
+        ends.commands.push(EngineCmd::SendCallerId { channel: SEAT, message: m }).expect("room");
+        let events = run(&mut engine, &mut ends, 2);
+        assert!(events.contains(&EngineEvent::CommandFailed {
+            channel: SEAT,
+            reason: "caller id not sent: the phone is off-hook"
+        }));
+        let stats = ends.stats.snapshot();
+        assert_eq!((stats.caller_id_sent, stats.caller_id_not_sent), (0, 2));
+    }
+
+    #[test]
+    fn caller_id_commands_on_the_wrong_kind_of_port_are_refused() {
+        let (mut engine, mut ends) = engine(Vec::new(), None);
+        ends.commands.push(EngineCmd::CallerIdListen { channel: SEAT, on: true }).expect("room");
+        ends.commands.push(EngineCmd::SendCallerId { channel: TRUNK, message: message("1") }).expect("room");
+        ends.commands.push(EngineCmd::CallerIdListen { channel: ChannelId(9), on: true }).expect("room");
+        let events = run(&mut engine, &mut ends, 1);
+        let reasons: Vec<&str> = events
+            .iter()
+            .filter_map(|e| match e {
+                EngineEvent::CommandFailed { reason, .. } => Some(*reason),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            reasons,
+            vec![
+                "no caller id receiver: not a trunk port",
+                "no caller id sender: not a seat port",
+                "no such channel"
+            ]
+        );
     }
 }

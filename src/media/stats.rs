@@ -22,6 +22,15 @@ pub struct EngineStats {
     pub card_events_lost: AtomicU64,
     /// Ticks that failed in the card.
     pub card_errors: AtomicU64,
+    /// FSK caller id frames received on trunks.
+    pub caller_id_received: AtomicU64,
+    /// FSK caller id frames lost on trunks (bad checksum, lost character, signal cut off).
+    pub caller_id_errors: AtomicU64,
+    /// FSK caller id bursts sent to seat phones to the end.
+    pub caller_id_sent: AtomicU64,
+    /// Caller id bursts for seat phones that were refused (a burst still going out, the
+    /// phone off-hook, a message too long) or cut short by the phone going off-hook.
+    pub caller_id_not_sent: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -36,6 +45,10 @@ pub struct StatsSnapshot {
     pub recording_blocks_dropped: u64,
     pub card_events_lost: u64,
     pub card_errors: u64,
+    pub caller_id_received: u64,
+    pub caller_id_errors: u64,
+    pub caller_id_sent: u64,
+    pub caller_id_not_sent: u64,
 }
 
 impl EngineStats {
@@ -51,6 +64,10 @@ impl EngineStats {
             recording_blocks_dropped: r(&self.recording_blocks_dropped),
             card_events_lost: r(&self.card_events_lost),
             card_errors: r(&self.card_errors),
+            caller_id_received: r(&self.caller_id_received),
+            caller_id_errors: r(&self.caller_id_errors),
+            caller_id_sent: r(&self.caller_id_sent),
+            caller_id_not_sent: r(&self.caller_id_not_sent),
         }
     }
 }

@@ -1,12 +1,15 @@
 //! The far-end simulator: what happens at the other end of every simulated line.
 //!
-//! On a trunk port the far end is a caller behind the exchange: it sends DTMF caller id,
-//! makes the exchange ring the port, types digits once answered, plays a WAV file and hangs
-//! up. On a seat port it is a phone: it rings, answers after a delay, and hangs up on command.
-//! On every port it listens to what the switch sends and reports the digits, tones and speech
-//! it hears. It runs inside the card's tick on the real-time thread, so it is driven through
-//! fixed-capacity rings and never allocates: WAV audio arrives as a shared buffer and goes
-//! back to the control plane to be freed there.
+//! On a trunk port the far end is a caller behind the exchange: the exchange presents the
+//! caller's number (DTMF before the first ring, FSK between the first and second ring, or FSK
+//! before the first ring after a polarity reversal, as [`ExchangeSettings`] say), rings the
+//! port, and once answered the caller types digits, plays a WAV file and hangs up. On a seat
+//! port it is a phone: it rings, shows the FSK caller id it gets while ringing on its display,
+//! answers after a delay, and hangs up on command. On every port it listens to what the
+//! switch sends and reports the digits, tones and speech it hears. It runs inside the card's
+//! tick on the real-time thread, so it is driven through fixed-capacity rings and never
+//! allocates: WAV audio arrives as a shared buffer and goes back to the control plane to be
+//! freed there, and caller id frames are built and decoded in fixed-size buffers.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -14,11 +17,16 @@ use std::sync::Arc;
 use switchboard_driver_api::{Block, ChannelId, ChannelInfo, ChannelKind, Law, BLOCK_SAMPLES};
 use switchboard_driver_sim::{FarAction, FarEnd, FarLine};
 
+use crate::dsp::callerid::{
+    Absence, CallerIdError, CallerIdReceiver, CallerIdSender, Message, RawMessage, Standard, MDMF_CALLER_ID,
+    PARAM_CALLING_NUMBER, PARAM_NUMBER_ABSENCE,
+};
 use crate::dsp::dtmf::{DtmfDetector, DtmfGenerator};
 use crate::dsp::g711;
 use crate::dsp::level::VoiceActivity;
 use crate::dsp::tone::{ProgressTone, ToneDetector, ToneZone};
 use crate::dsp::tonegen::ToneGenerator;
+use crate::line::CallerIdMode;
 
 /// Most digits in a caller id or a digit string.
 pub const MAX_DIGITS: usize = 32;
@@ -31,6 +39,116 @@ const DTMF_LEVEL_DBM0: f32 = -8.0;
 
 /// Level of the tones the exchange plays, per frequency.
 const TONE_LEVEL_DBM0: f32 = -13.0;
+
+/// Level of the exchange's FSK caller id: what GR-30 and EN 300 659 exchanges send.
+const FSK_LEVEL_DBM0: f32 = -13.5;
+
+/// Between-rings caller id starts this long after the first ring ends (GR-30 and YD/T 1277
+/// ask for at least 500 ms).
+const FSK_AFTER_RING_MS: u32 = 600;
+
+/// Before-ring caller id starts this long after the polarity reversal that announces it.
+const FSK_AFTER_REVERSAL_MS: u32 = 300;
+
+/// The exchange pauses this long between caller id sent before the first ring and the ring.
+const CALLER_ID_TO_RING_MS: u32 = 300;
+
+/// How the simulated exchange presents caller id on trunk ports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExchangeSettings {
+    /// DTMF before the first ring, FSK between the first and second ring, or FSK before the
+    /// first ring announced by a polarity reversal: what our side's `[line]` settings expect.
+    pub caller_id: CallerIdMode,
+    /// The FSK standard: its modulation and preamble.
+    pub standard: Standard,
+    /// The ring burst of the card's cadence: between-rings caller id follows its end.
+    pub ring_on_ms: u32,
+}
+
+impl Default for ExchangeSettings {
+    fn default() -> Self {
+        ExchangeSettings { caller_id: CallerIdMode::Dtmf, standard: Standard::Ydt1277, ring_on_ms: 1000 }
+    }
+}
+
+/// What a caller id string given to [`FarCommand::Call`] presents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Presented<'a> {
+    Nothing,
+    Number(&'a str),
+    /// No number, for this reason: `P` withheld by the caller, `O` unavailable.
+    Absent(u8),
+}
+
+fn presented(caller_id: &str) -> Presented<'_> {
+    match caller_id {
+        "" => Presented::Nothing,
+        "P" => Presented::Absent(b'P'),
+        "O" => Presented::Absent(b'O'),
+        number => Presented::Number(number),
+    }
+}
+
+/// Checks the caller id of `sim.call`: digits, `P` for a withheld number or `O` for an
+/// unavailable one, or nothing.
+pub fn caller_id_arg(from: &str) -> Result<heapless::String<MAX_DIGITS>, String> {
+    if !matches!(from, "P" | "O") {
+        if let Some(bad) = from.chars().find(|c| !c.is_ascii_digit()) {
+            return Err(format!(
+                "unknown digit {bad:?} in from {from:?}: a caller id is digits, P for a withheld number \
+                 or O for an unavailable one"
+            ));
+        }
+    }
+    heapless::String::try_from(from).map_err(|_| format!("from {from:?} is longer than {MAX_DIGITS} digits"))
+}
+
+/// The MDMF frame the exchange sends for a caller, built without allocating (it is built on
+/// the real-time thread): the number, or the reason for its absence. The simulated exchange
+/// has no calendar, so it sends no date.
+fn fsk_frame(caller: Presented<'_>) -> Option<RawMessage> {
+    let mut body: heapless::Vec<u8, { MAX_DIGITS + 2 }> = heapless::Vec::new();
+    let reason;
+    let (param, value) = match caller {
+        Presented::Nothing => return None,
+        Presented::Number(n) => (PARAM_CALLING_NUMBER, n.as_bytes()),
+        Presented::Absent(r) => {
+            reason = [r];
+            (PARAM_NUMBER_ABSENCE, &reason[..])
+        }
+    };
+    // The number is at most MAX_DIGITS bytes, so the body fits and its length fits a byte.
+    body.push(param).ok()?;
+    body.push(u8::try_from(value.len()).ok()?).ok()?;
+    body.extend_from_slice(value).ok()?;
+    RawMessage::new(MDMF_CALLER_ID, &body).ok()
+}
+
+/// What a phone's display shows for a caller id frame, for people reading `sim watch`: the
+/// number and name, or why there is no number. Runs on the control plane (it allocates). The
+/// frame is read the GR-30 way: the parameters a phone gets from us (number, reason for its
+/// absence, name, date) read the same in all three standards.
+pub fn display_text(message: &RawMessage) -> String {
+    match message.parse(Standard::Bellcore) {
+        Ok(Message::CallerId(id)) => {
+            let mut text = match (&id.number, id.number_absence) {
+                (Some(number), _) => number.clone(),
+                (None, Some(Absence::Private)) => "private".to_string(),
+                (None, Some(_)) => "unavailable".to_string(),
+                (None, None) => "no number".to_string(),
+            };
+            if let Some(name) = &id.name {
+                text.push(' ');
+                text.push_str(name);
+            }
+            text
+        }
+        Ok(Message::MessageWaiting { active, .. }) => {
+            if active { "message waiting" } else { "no message waiting" }.to_string()
+        }
+        Err(e) => format!("unreadable caller id: {e}"),
+    }
+}
 
 /// How the exchange tells our trunk port that the far end hung up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -73,9 +191,11 @@ const END_OF_NUMBER_MS: u32 = 1500;
 /// A command to the far end of one port.
 #[derive(Clone, Debug)]
 pub enum FarCommand {
-    /// Trunk port: a caller dials in. The exchange sends `caller_id` as DTMF before the
-    /// first ring; once answered the caller waits `digits_delay_ms`, types `digits`, plays
-    /// `play`, and hangs up `hangup_after_ms` after the answer (or stays on the line).
+    /// Trunk port: a caller dials in. The exchange presents `caller_id` (digits, `P` for a
+    /// withheld number, `O` for an unavailable one, or empty for none) as
+    /// [`ExchangeSettings`] say; once answered the caller waits `digits_delay_ms`, types
+    /// `digits`, plays `play`, and hangs up `hangup_after_ms` after the answer (or stays on
+    /// the line).
     Call {
         channel: ChannelId,
         caller_id: heapless::String<MAX_DIGITS>,
@@ -98,6 +218,9 @@ pub enum FarCommand {
     /// Record what the far end hears into `buffer` until it is full; the buffer comes back
     /// through [`FarEndHandle::captured`].
     Record { channel: ChannelId, buffer: Box<[i16]> },
+    /// How the exchange presents caller id on every trunk port, for the calls placed after
+    /// this command.
+    Exchange(ExchangeSettings),
 }
 
 /// What the far end of a port reports.
@@ -132,6 +255,11 @@ pub enum FarReport {
     Recorded { channel: ChannelId },
     /// A command named a port the far end cannot act on in its state.
     Refused { channel: ChannelId, reason: &'static str },
+    /// Seat: the phone's display shows this caller id, received while it rang; parse it on
+    /// the control plane, with [`display_text`] for people.
+    Display { channel: ChannelId, message: RawMessage },
+    /// Seat: a caller id burst came while the phone rang, but the phone could not read it.
+    DisplayGarbled { channel: ChannelId, error: CallerIdError },
 }
 
 /// The control plane's ends of the far end's rings.
@@ -149,6 +277,11 @@ pub struct FarEndHandle {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Script {
     Idle,
+    /// Before-ring FSK caller id: the polarity reversal, then the burst; ticks since the
+    /// reversal.
+    Announcing {
+        ticks: u32,
+    },
     /// Sending caller id, then ringing the port after a short pause.
     SendingCallerId {
         pause_ticks: u32,
@@ -194,6 +327,37 @@ struct Port {
     /// Seat: the phone answered by itself, so it acts like an agent who puts the handset
     /// down on hearing busy tone, or dial tone where a call was expected.
     agent: bool,
+    /// Trunk: the exchange's FSK caller id modulator, the frame of the call being placed,
+    /// and the ticks of ringing before it goes out (between-rings caller id).
+    fsk: Option<Box<CallerIdSender>>,
+    fsk_frame: Option<RawMessage>,
+    fsk_due: Option<u32>,
+    /// Seat: the phone's caller id display, decoding what the switch sends while it rings.
+    display: Option<Box<CallerIdReceiver>>,
+}
+
+impl Port {
+    /// Starts the FSK burst of the call being placed, if it has one.
+    fn send_fsk(&mut self) {
+        if let (Some(tx), Some(frame)) = (self.fsk.as_deref_mut(), self.fsk_frame.take()) {
+            // The sender is idle: the last call's burst was stopped when that call ended.
+            let _ = tx.send(&frame);
+        }
+    }
+
+    /// Whether an FSK burst is going out.
+    fn sending_fsk(&self) -> bool {
+        self.fsk.as_deref().is_some_and(|tx| !tx.is_idle())
+    }
+
+    /// Forgets the caller id of the call being placed: the call was answered or ended.
+    fn stop_fsk(&mut self) {
+        if let Some(tx) = self.fsk.as_deref_mut() {
+            tx.transmitter_mut().abort();
+        }
+        self.fsk_frame = None;
+        self.fsk_due = None;
+    }
 }
 
 /// The far end of every port of a simulated card.
@@ -205,6 +369,8 @@ pub struct FarEndSim {
     captured: rtrb::Producer<(ChannelId, Box<[i16]>)>,
     zone: ToneZone,
     disconnect: Disconnect,
+    /// How the exchange presents caller id on trunk ports.
+    exchange: ExchangeSettings,
     /// Reports and buffers lost to full rings, shared with the control plane.
     reports_dropped: Arc<AtomicU64>,
 }
@@ -270,6 +436,14 @@ impl FarEndSim {
                 outgoing: Outgoing::None,
                 dialled: heapless::String::new(),
                 agent: false,
+                fsk: (c.kind == ChannelKind::FxoTrunk).then(|| {
+                    let standard = ExchangeSettings::default().standard;
+                    Box::new(CallerIdSender::new(standard, FSK_LEVEL_DBM0))
+                }),
+                fsk_frame: None,
+                fsk_due: None,
+                display: (c.kind == ChannelKind::FxsSeat)
+                    .then(|| Box::new(CallerIdReceiver::for_standard(Standard::Bellcore))),
             })
             .collect();
         let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(256);
@@ -286,6 +460,7 @@ impl FarEndSim {
                 captured: captured_tx,
                 zone: zone.clone(),
                 disconnect,
+                exchange: ExchangeSettings::default(),
                 reports_dropped: dropped.clone(),
             },
             FarEndHandle {
@@ -343,6 +518,10 @@ impl FarEndSim {
 
     fn take_commands(&mut self) {
         while let Ok(cmd) = self.commands.pop() {
+            if let FarCommand::Exchange(settings) = cmd {
+                self.set_exchange(settings);
+                continue;
+            }
             let channel = match &cmd {
                 FarCommand::Call { channel, .. }
                 | FarCommand::Hangup { channel }
@@ -351,6 +530,8 @@ impl FarEndSim {
                 | FarCommand::AutoAnswer { channel, .. }
                 | FarCommand::Tone { channel, .. }
                 | FarCommand::Record { channel, .. } => *channel,
+                // Taken above: it is for the whole exchange, not one port.
+                FarCommand::Exchange(_) => continue,
             };
             let i = usize::from(channel.0);
             if i >= self.ports.len() {
@@ -379,16 +560,51 @@ impl FarEndSim {
                     p.digits_delay_ticks = ms_to_ticks(digits_delay_ms);
                     p.hangup_after_ticks = hangup_after_ms.map(ms_to_ticks);
                     p.hangup_requested = false;
-                    let mut cid: heapless::String<{ MAX_DIGITS + 2 }> = heapless::String::new();
-                    if !caller_id.is_empty() {
-                        let _ = cid.push('A');
-                        let _ = cid.push_str(&caller_id);
-                        let _ = cid.push('C');
+                    p.stop_fsk();
+                    let caller = presented(&caller_id);
+                    match self.exchange.caller_id {
+                        CallerIdMode::Dtmf => {
+                            // ETSI DTMF CLIP: A, the number, C; or B, a reason code, C (10:
+                            // withheld, 00: unavailable).
+                            let mut cid: heapless::String<{ MAX_DIGITS + 2 }> = heapless::String::new();
+                            let (start, body) = match caller {
+                                Presented::Nothing => ("", ""),
+                                Presented::Number(n) => ("A", n),
+                                Presented::Absent(b'P') => ("B", "10"),
+                                Presented::Absent(_) => ("B", "00"),
+                            };
+                            if !start.is_empty() {
+                                let _ = cid.push_str(start);
+                                let _ = cid.push_str(body);
+                                let _ = cid.push('C');
+                            }
+                            // Caller id is sent fast, the way exchanges do: 70 ms tones, 70 ms gaps.
+                            p.generator = DtmfGenerator::new(DTMF_LEVEL_DBM0, 70, 70);
+                            p.sending = p.generator.push_digits(&cid).is_ok() && !cid.is_empty();
+                            p.script =
+                                Script::SendingCallerId { pause_ticks: ms_to_ticks(CALLER_ID_TO_RING_MS) };
+                        }
+                        CallerIdMode::Fsk => {
+                            // Ring at once; the burst goes out in the silence after the first
+                            // ring, counted from the ring's start.
+                            p.fsk_frame = fsk_frame(caller);
+                            if p.fsk_frame.is_some() {
+                                p.fsk_due = Some(ms_to_ticks(self.exchange.ring_on_ms + FSK_AFTER_RING_MS));
+                            }
+                            p.sending = false;
+                            p.script = Script::SendingCallerId { pause_ticks: 0 };
+                        }
+                        CallerIdMode::FskBeforeRing => {
+                            p.fsk_frame = fsk_frame(caller);
+                            p.sending = false;
+                            p.script = if p.fsk_frame.is_some() {
+                                Script::Announcing { ticks: 0 }
+                            } else {
+                                // Nothing to present: no reversal, the line just rings.
+                                Script::SendingCallerId { pause_ticks: 0 }
+                            };
+                        }
                     }
-                    // Caller id is sent fast, the way exchanges do: 70 ms tones, 70 ms gaps.
-                    p.generator = DtmfGenerator::new(DTMF_LEVEL_DBM0, 70, 70);
-                    p.sending = p.generator.push_digits(&cid).is_ok() && !cid.is_empty();
-                    p.script = Script::SendingCallerId { pause_ticks: ms_to_ticks(300) };
                     self.release_play(i);
                     self.ports[i].play = play.map(|a| (a, 0));
                 }
@@ -414,8 +630,43 @@ impl FarEndSim {
                         }
                     }
                 }
+                FarCommand::Exchange(_) => {}
             }
         }
+    }
+
+    /// Changes how the exchange presents caller id. Building a sender allocates nothing, so
+    /// this runs on the real-time thread like every command.
+    fn set_exchange(&mut self, settings: ExchangeSettings) {
+        self.exchange = settings;
+        for p in &mut self.ports {
+            if let Some(tx) = p.fsk.as_deref_mut() {
+                *tx = CallerIdSender::new(settings.standard, FSK_LEVEL_DBM0);
+            }
+            p.fsk_frame = None;
+            p.fsk_due = None;
+        }
+    }
+
+    /// Seat: the phone's display decodes the caller id the switch sends while it rings.
+    fn watch_display(&mut self, i: usize, line: FarLine) {
+        let channel = ChannelId(i as u16);
+        let p = &mut self.ports[i];
+        let Some(display) = p.display.as_deref_mut() else { return };
+        if line != FarLine::Alerting {
+            return;
+        }
+        let reports = &mut self.reports;
+        let dropped = &self.reports_dropped;
+        display.process(&p.heard, |frame| {
+            let report = match frame {
+                Ok(message) => FarReport::Display { channel, message },
+                Err(error) => FarReport::DisplayGarbled { channel, error },
+            };
+            if reports.push(report).is_err() {
+                dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        });
     }
 
     fn listen(&mut self, i: usize, heard: &Block) {
@@ -501,6 +752,11 @@ impl FarEndSim {
             p.sending = false;
             digits_done = true;
         }
+        if let Some(tx) = p.fsk.as_deref_mut().filter(|tx| !tx.is_idle()) {
+            // The line is on-hook: the caller id burst is all that is on it.
+            out = [0; BLOCK_SAMPLES];
+            tx.fill(&mut out);
+        }
         g711::encode_block(p.law, &out, say);
         (digits_done, play_done)
     }
@@ -557,6 +813,18 @@ impl FarEndSim {
         let mut talking_digits_done = false;
         match p.script {
             Script::Idle => {}
+            Script::Announcing { ticks } => {
+                let fsk_at = ms_to_ticks(FSK_AFTER_REVERSAL_MS);
+                p.script = Script::Announcing { ticks: ticks.saturating_add(1) };
+                if ticks == 0 {
+                    // The reversal tells the line that caller id comes before the ring.
+                    action = FarAction::Reverse;
+                } else if ticks == fsk_at {
+                    p.send_fsk();
+                } else if ticks > fsk_at && !p.sending_fsk() {
+                    p.script = Script::SendingCallerId { pause_ticks: ms_to_ticks(CALLER_ID_TO_RING_MS) };
+                }
+            }
             Script::SendingCallerId { pause_ticks } => {
                 if !p.sending {
                     if pause_ticks == 0 {
@@ -568,7 +836,17 @@ impl FarEndSim {
                 }
             }
             Script::Calling => {
+                match p.fsk_due {
+                    Some(0) => {
+                        p.fsk_due = None;
+                        p.send_fsk();
+                    }
+                    Some(due) => p.fsk_due = Some(due - 1),
+                    None => {}
+                }
                 if line == FarLine::Connected {
+                    // The exchange stops presenting caller id once the call is answered.
+                    p.stop_fsk();
                     p.script = Script::Talking { ticks: 0 };
                 } else if p.hangup_requested {
                     action = FarAction::Hangup;
@@ -648,6 +926,10 @@ impl FarEnd for FarEndSim {
                 // A trunk's ringing is reported when the exchange starts it (see `trunk`),
                 // in the very tick the card raises the ring.
                 FarLine::Alerting if self.ports[i].kind != ChannelKind::FxoTrunk => {
+                    // A new ring starts with a blank display.
+                    if let Some(display) = self.ports[i].display.as_deref_mut() {
+                        display.reset();
+                    }
                     self.report(FarReport::Ringing { channel, at_ns: monotonic_ns() })
                 }
                 FarLine::Connected => self.report(FarReport::Connected { channel }),
@@ -660,6 +942,7 @@ impl FarEnd for FarEndSim {
                         if p.script != Script::Idle {
                             p.script = Script::Idle;
                             p.sending = false;
+                            p.stop_fsk();
                             self.release_play(i);
                         }
                     }
@@ -679,6 +962,9 @@ impl FarEnd for FarEndSim {
             p.tone = ToneGenerator::for_progress_tone(&self.zone, ProgressTone::Dial, TONE_LEVEL_DBM0);
         }
         self.listen(i, heard);
+        if self.ports[i].kind == ChannelKind::FxsSeat {
+            self.watch_display(i, line);
+        }
         let (digits_done, play_done) = self.speak(i, say);
         if digits_done && matches!(self.ports[i].script, Script::Talking { .. }) {
             self.report(FarReport::DigitsSent { channel: ch.id });
@@ -708,6 +994,7 @@ impl FarEnd for FarEndSim {
                 }
                 p.script = Script::Idle;
                 p.sending = false;
+                p.stop_fsk();
                 self.release_play(i);
             }
             self.report(FarReport::HungUp { channel: ch.id });

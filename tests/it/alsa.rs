@@ -146,7 +146,7 @@ async fn a_headset_seat_rings_is_answered_from_the_desktop_and_carries_audio_bot
     let cdr = tokio::task::block_in_place(|| {
         let mut cdr = None;
         eventually(Duration::from_secs(5), || {
-            cdr = d.cdrs().into_iter().find(|c| c["disposition"] != "in-progress");
+            cdr = d.cdrs().into_iter().find(|c| c["disposition"] != "in_progress");
             cdr.is_some()
         });
         cdr

@@ -4,9 +4,11 @@
 use std::sync::Arc;
 
 use switchboard::audio::recorder::RecBlock;
+use switchboard::dsp::callerid::{CallerId, Format, Standard};
 use switchboard::dsp::tone::{ProgressTone, ToneZone};
+use switchboard::line::CallerIdMode;
 use switchboard::media::{Engine, EngineCmd, EngineConfig, EngineEvent, PromptId, Prompts};
-use switchboard::sim::{Disconnect, FarCommand, FarEndHandle, FarEndSim, FarReport};
+use switchboard::sim::{Disconnect, ExchangeSettings, FarCommand, FarEndHandle, FarEndSim, FarReport};
 use switchboard_driver_api::{ChannelId, LineCommand, Pacing};
 use switchboard_driver_sim::{SimCard, SimConfig};
 
@@ -195,10 +197,42 @@ fn the_tick_never_allocates() {
     r.cmd(EngineCmd::RecordStart { channel: TRUNK, slot: 1 });
     r.cmd(EngineCmd::PlayTone { channel: SEAT2, tone: ProgressTone::Ringback });
     r.run(10, &mut events, &mut reports);
+    // Caller id: the exchange sends FSK between the rings on the second trunk, whose window
+    // is open, and the idle second seat gets a burst of its own. The messages are built
+    // here, as the core builds them; cloning one allocates nothing.
+    const TRUNK2: ChannelId = ChannelId(1);
+    let exchange =
+        ExchangeSettings { caller_id: CallerIdMode::Fsk, standard: Standard::Etsi, ring_on_ms: 1000 };
+    let to_seat = CallerId { number: Some("83366857".into()), ..CallerId::default() }
+        .encode(Standard::Ydt1277, Format::Mdmf)
+        .unwrap();
 
     let before = events.len();
     let (allocations, ()) = allocations_during(|| {
         for i in 0..500u32 {
+            match i {
+                0 => {
+                    let _ = r.far.commands.push(FarCommand::Exchange(exchange));
+                    let _ = r.ends.commands.push(EngineCmd::CallerIdListen { channel: TRUNK2, on: true });
+                }
+                1 => {
+                    let _ = r.far.commands.push(FarCommand::Call {
+                        channel: TRUNK2,
+                        caller_id: heapless::String::try_from("13800138000").unwrap(),
+                        digits: heapless::String::new(),
+                        digits_delay_ms: 0,
+                        play: None,
+                        hangup_after_ms: None,
+                    });
+                }
+                100 => {
+                    let _ = r
+                        .ends
+                        .commands
+                        .push(EngineCmd::SendCallerId { channel: SEAT2, message: to_seat.clone() });
+                }
+                _ => {}
+            }
             // Commands arrive while ticking: they must not allocate either.
             if i % 50 == 25 {
                 // Rewiring a call: a supervisor joins, the call is re-bridged, recording
@@ -246,7 +280,18 @@ fn the_tick_never_allocates() {
         })
         .collect();
     assert!(digits.len() >= 5, "digits detected during the counted ticks: {digits:?}");
-    assert_eq!(r.ends.stats.snapshot().ticks, 650);
+    // And the caller id went both ways.
+    let received: Vec<_> = events[before..]
+        .iter()
+        .filter_map(|e| match e {
+            EngineEvent::CallerId { channel, message } if *channel == TRUNK2 => Some(message.body().to_vec()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(received, vec![b"\x02\x0b13800138000".to_vec()]);
+    let stats = r.ends.stats.snapshot();
+    assert_eq!((stats.caller_id_received, stats.caller_id_sent), (1, 1));
+    assert_eq!(stats.ticks, 650);
 }
 
 #[test]

@@ -82,6 +82,9 @@ pub enum FarAction {
     /// Trunk: the party our side dialled answers; the exchange reverses the line polarity
     /// (answer supervision).
     Answer,
+    /// Trunk, idle: the exchange reverses the line polarity to announce the caller id it
+    /// sends before the first ring (ETSI EN 300 659-1 with line reversal).
+    Reverse,
 }
 
 /// The behaviour at the far end of every port, called once per channel per tick from the
@@ -201,6 +204,9 @@ impl<F: FarEnd> SimCard<F> {
                         }
                         *line = Line::IDLE;
                     }
+                    (FarLine::Idle, FarAction::Reverse) if !line.switch_offhook => {
+                        io.push_event(id, LineEvent::PolarityReversal);
+                    }
                     (FarLine::Seized, FarAction::Answer) => {
                         line.far = FarLine::Connected;
                         io.push_event(id, LineEvent::PolarityReversal);
@@ -284,6 +290,11 @@ impl<F: FarEnd> Card for SimCard<F> {
                     line.seat_ringing = true;
                 }
             }
+            // An E1 bearer has no hook: its signalling runs on the D-channel. The switch tells
+            // the card when a call connects and ends on it, so that the bearer's far end
+            // knows when it is in conversation.
+            (ChannelKind::E1Bearer, LineCommand::OffHook) => line.far = FarLine::Connected,
+            (ChannelKind::E1Bearer, LineCommand::OnHook) => *line = Line::IDLE,
             (ChannelKind::FxsSeat | ChannelKind::Sound, LineCommand::StopRing | LineCommand::OnHook) => {
                 if line.far == FarLine::Alerting {
                     *line = Line::IDLE;
@@ -386,6 +397,13 @@ mod tests {
         card.command(ChannelId(0), LineCommand::OffHook).unwrap();
         assert!(run(&mut card, &mut io, 100).is_empty());
         assert_eq!(card.lines[0].far, FarLine::Connected);
+    }
+
+    #[test]
+    fn an_idle_trunk_reverses_polarity_before_the_ring() {
+        let (mut card, mut io) = card(vec![(1, 1, FarAction::Reverse), (10, 1, FarAction::Call)]);
+        let events = run(&mut card, &mut io, 20);
+        assert_eq!(events, vec![(1, LineEvent::PolarityReversal), (1, LineEvent::RingBegin)]);
     }
 
     #[test]
