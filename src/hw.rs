@@ -1,19 +1,33 @@
-//! `switchboard hw list`: the telephony hardware of the running machine.
+//! `switchboard hw list`: the telephony hardware of the running machine; `switchboard hw
+//! system-conf`: the `/etc/dahdi/system.conf` for the configured card; and
+//! [`apply_dahdi_settings`], which the daemon calls at start to give the card's spans and
+//! channels those same settings through `/dev/dahdi/ctl` when nothing has configured them.
 //!
 //! DAHDI spans and channels come from sysfs or `/proc/dahdi` (read by the DAHDI driver crate),
 //! sound devices from `/proc/asound/cards` and `/proc/asound/pcm`. Each card found is matched
 //! against the board files; a card that none describes gets a draft board file to start from.
 //! Everything is read under a root directory, `/` on a real machine, a fixture tree in tests.
+//!
+//! What a DAHDI card should run ([`DahdiPlan`]) comes from the configuration alone: the board
+//! file's spans and ports, `[dahdi] first_channels`, the `[[e1]]` sections (E1 spans without
+//! one get the board's line defaults and are no timing source, because the daemon opens every
+//! port of the board) and the tone zone. The system.conf text and the daemon's own
+//! configuration are both made from it, so they cannot disagree.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use switchboard_driver_api::{ChannelKind, SpanKind};
-use switchboard_driver_dahdi::{DahdiError, DetectedSpan, Detection, Source};
+use switchboard_driver_dahdi::spancfg::describe_line_bits;
+use switchboard_driver_dahdi::{
+    apply_span, ChannelFile, Coding, DahdiError, DahdiFd, DetectedSpan, Detection, Framing, LineConfig,
+    Signalling, Source, SpanOutcome,
+};
 
 use crate::board::{Board, BoardSpan, Defaults, Detect, Driver, E1Coding, E1Framing, E1Line, PortRange};
-use crate::config::ToneZoneName;
+use crate::config::{Config, E1Config, E1Signalling, LineCode, ToneZoneName};
+use crate::dsp::tone::ToneZone;
 
 /// `switchboard hw ...`
 #[derive(Debug, clap::Subcommand)]
@@ -28,6 +42,21 @@ pub enum HwCommand {
         /// Match against the board files in this directory instead of the built-in ones.
         #[arg(long)]
         boards: Option<PathBuf>,
+    },
+    /// Prints the /etc/dahdi/system.conf for the configured DAHDI card: its E1 spans with
+    /// their `[[e1]]` settings (framing, line code, CRC-4, timing priority), bearer and
+    /// D-channels, analog ports and tone zone. Install it and run dahdi_cfg.
+    SystemConf {
+        /// Configuration file (default: the built-in one, which has no DAHDI card).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Where to look for the machine's DAHDI spans, to number them (as for `hw list`).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// The DAHDI span number of the card's first span, when DAHDI is not loaded where
+        /// this runs (by default the card's spans are taken to be DAHDI spans 1, 2...).
+        #[arg(long)]
+        first_span: Option<u32>,
     },
 }
 
@@ -44,16 +73,54 @@ pub fn run(cmd: HwCommand) -> anyhow::Result<ExitCode> {
             print!("{}", report(&hw, &boards, &root));
             Ok(ExitCode::SUCCESS)
         }
+        HwCommand::SystemConf { config, root, first_span } => {
+            let (config, source) = match &config {
+                Some(path) => (Config::load(path), path.display().to_string()),
+                None => (Config::builtin(), "the built-in configuration".to_string()),
+            };
+            let config = config.map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
+            let plan = match dahdi_plan(&config) {
+                Ok(plan) => plan,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            let numbering = match first_span {
+                Some(first) => SpanNumbering::from_first(&plan, first),
+                None => SpanNumbering::detect(&plan, &detect(&root)?.dahdi, &root),
+            };
+            let text = system_conf(&plan, &numbering, &source);
+            // The warnings are in the text as comments too; stderr makes sure that someone
+            // who redirects the output into /etc/dahdi/system.conf still sees them.
+            for w in &numbering.warnings {
+                eprintln!("warning: {w}");
+            }
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
-/// A problem reading what the machine reports.
+/// A problem reading what the machine reports, or configuring its DAHDI card.
 #[derive(Debug, thiserror::Error)]
 pub enum HwError {
     #[error(transparent)]
     Dahdi(#[from] DahdiError),
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    NotDahdi(String),
+    #[error(
+        "`dahdi.first_channels` says the card's {label} starts at DAHDI channel {channo}, but DAHDI \
+         cannot tell about that channel ({source}); compare with `switchboard hw list`"
+    )]
+    FirstChannel { label: String, channo: u32, source: std::io::Error },
+    #[error(
+        "`dahdi.first_channels` says the card's {label} starts at DAHDI channel {channo}, but that is \
+         channel {chanpos} of DAHDI span {spanno}; compare with `switchboard hw list`"
+    )]
+    NotFirst { label: String, channo: u32, spanno: u32, chanpos: u32 },
 }
 
 /// A sound card, from `/proc/asound`.
@@ -632,6 +699,471 @@ pub fn report(hw: &Hardware, boards: &[Board], root: &Path) -> String {
         }
     }
     out
+}
+
+/// One span of the configured DAHDI card, as DAHDI should run it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedSpan {
+    /// The span's index on the card, from 0.
+    pub index: u16,
+    /// What the span is on the card, for messages: `E1 span 2` or `analog span (ports 1-4)`.
+    pub label: String,
+    /// The DAHDI channel number of its first port (`dahdi.first_channels`).
+    pub first_channel: u32,
+    /// Its channels in span order, with the kind of port each is.
+    pub channels: Vec<(u32, ChannelKind)>,
+    /// The line settings of an E1 span; `None` for an analog span.
+    pub line: Option<LineConfig>,
+    /// The `[[e1]]` section the line settings come from, if there is one.
+    pub e1: Option<E1Config>,
+}
+
+/// What the configured DAHDI card should run: every span of its board file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DahdiPlan {
+    pub model: String,
+    pub board_file: String,
+    pub spans: Vec<PlannedSpan>,
+    /// DAHDI's tone zone (`loadzone=`/`defaultzone=`), e.g. `cn`.
+    pub zone: &'static str,
+    /// Where the zone comes from, for the system.conf comment.
+    pub zone_reason: String,
+}
+
+/// DAHDI's tone zone for a zone of the configuration. DAHDI needs it for what it generates
+/// itself: the ring cadence of FXS ports (the engine makes every call-progress tone). Europe
+/// maps to `nl`, whose zone is the CEPT plan the engine's `europe` uses (425 Hz, busy 0.5/0.5 s,
+/// congestion 0.25/0.25 s, ringing 1 s on 4 s off); `de` differs in its busy and congestion
+/// timing.
+pub fn dahdi_zone_code(zone: ToneZoneName) -> Option<&'static str> {
+    match zone {
+        ToneZoneName::China => Some("cn"),
+        ToneZoneName::NorthAmerica => Some("us"),
+        ToneZoneName::Europe => Some("nl"),
+        ToneZoneName::Custom => None,
+    }
+}
+
+fn zone_name(zone: ToneZoneName) -> &'static str {
+    match zone {
+        ToneZoneName::China => "china",
+        ToneZoneName::NorthAmerica => "north-america",
+        ToneZoneName::Europe => "europe",
+        ToneZoneName::Custom => "custom",
+    }
+}
+
+/// The DAHDI tone zone for a configuration, and why. The configuration keeps the zone's tones,
+/// not its name, so the built-in zones are recognised by their tones; custom tones have no
+/// DAHDI zone, and the board's default zone then gives the ring cadence.
+fn dahdi_zone(config: &Config, board: &Board) -> (&'static str, String) {
+    let named = [ToneZoneName::China, ToneZoneName::NorthAmerica, ToneZoneName::Europe];
+    let builtin = |z: ToneZoneName| match z {
+        ToneZoneName::China => ToneZone::china(),
+        ToneZoneName::NorthAmerica => ToneZone::north_america(),
+        _ => ToneZone::europe(),
+    };
+    if let Some(z) = named.into_iter().find(|&z| builtin(z) == config.tone_zone) {
+        let code = dahdi_zone_code(z).unwrap_or("us");
+        return (code, format!("engine.tone_zone = \"{}\"", zone_name(z)));
+    }
+    let fallback = board.defaults.tone_zone;
+    let code = dahdi_zone_code(fallback).unwrap_or("us");
+    (
+        code,
+        format!(
+            "engine.tone_zone = \"custom\" has no DAHDI zone; the board's default ({}) gives FXS \
+             ports their ring cadence",
+            zone_name(fallback)
+        ),
+    )
+}
+
+fn e1_line(e1: &E1Config) -> LineConfig {
+    LineConfig {
+        // The configuration accepts only CCS framing: ISDN PRI needs timeslot 16.
+        framing: Framing::Ccs,
+        coding: match e1.line_code {
+            LineCode::Hdb3 => Coding::Hdb3,
+            LineCode::Ami => Coding::Ami,
+        },
+        crc4: e1.crc4,
+        timing: e1.timing,
+        lbo: 0,
+    }
+}
+
+/// The line of an E1 span that has no `[[e1]]` section: the board's defaults, never a timing
+/// source (nothing says the span is connected to the exchange). The framing is CCS whatever
+/// the board says, because every E1 span of a board carries its D-channel on timeslot 16.
+fn default_line(board: &Board) -> LineConfig {
+    let d =
+        board.defaults.e1.unwrap_or(E1Line { framing: E1Framing::Ccs, coding: E1Coding::Hdb3, crc4: true });
+    LineConfig {
+        framing: Framing::Ccs,
+        coding: match d.coding {
+            E1Coding::Hdb3 => Coding::Hdb3,
+            E1Coding::Ami => Coding::Ami,
+        },
+        crc4: d.crc4,
+        timing: 0,
+        lbo: 0,
+    }
+}
+
+/// What the configured DAHDI card should run, or why there is no DAHDI card.
+pub fn dahdi_plan(config: &Config) -> Result<DahdiPlan, HwError> {
+    let dahdi =
+        match &config.driver {
+            crate::config::Driver::Dahdi(d) => d,
+            crate::config::Driver::Sim(_) => {
+                return Err(HwError::NotDahdi(
+                    "the configuration runs the simulated card (`card.driver = \"sim\"`): there is no DAHDI \
+                 card to configure, and no system.conf to write"
+                        .into(),
+                ))
+            }
+            crate::config::Driver::Alsa => return Err(HwError::NotDahdi(
+                "the configuration runs sound devices only (`card.driver = \"alsa\"`): there is no DAHDI \
+                 card to configure, and no system.conf to write"
+                    .into(),
+            )),
+        };
+    let board = &dahdi.board;
+    let mut spans = Vec::new();
+    let mut port: usize = 1;
+    let mut e1_number = 0;
+    for (i, (span, &first)) in board.spans.iter().zip(&dahdi.first_channels).enumerate() {
+        let kinds = span.port_kinds();
+        let channels: Vec<(u32, ChannelKind)> =
+            kinds.iter().enumerate().map(|(pos, &kind)| (first + pos as u32, kind)).collect();
+        let ports = format!("ports {}", channo_range(port as u32, (port + kinds.len() - 1) as u32));
+        port += kinds.len();
+        let index = i as u16;
+        let (label, line, e1) = match span.kind {
+            SpanKind::E1 => {
+                e1_number += 1;
+                let e1 = config.e1.iter().find(|e| e.card_span == index).cloned();
+                let line = e1.as_ref().map_or_else(|| default_line(board), e1_line);
+                (format!("E1 span {e1_number}"), Some(line), e1)
+            }
+            SpanKind::Analog => (format!("analog span ({ports})"), None, None),
+            // A DAHDI board has no sound spans (board files are checked); nothing to configure.
+            SpanKind::Sound => continue,
+        };
+        spans.push(PlannedSpan { index, label, first_channel: first, channels, line, e1 });
+    }
+    let (zone, zone_reason) = dahdi_zone(config, board);
+    Ok(DahdiPlan { model: board.model.clone(), board_file: board.file.clone(), spans, zone, zone_reason })
+}
+
+/// The DAHDI span number of each planned span, and how it was found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpanNumbering {
+    /// One per planned span.
+    pub spannos: Vec<u32>,
+    /// The detected span's name and description, when the machine was read.
+    pub names: Vec<Option<String>>,
+    /// How the numbers were found, for the system.conf header.
+    pub how: String,
+    /// What does not fit (the machine's spans differ from the configuration).
+    pub warnings: Vec<String>,
+}
+
+impl SpanNumbering {
+    /// The card's spans numbered from `first` in order (`--first-span`).
+    pub fn from_first(plan: &DahdiPlan, first: u32) -> SpanNumbering {
+        let spannos: Vec<u32> = (0..plan.spans.len() as u32).map(|i| first + i).collect();
+        SpanNumbering {
+            names: vec![None; spannos.len()],
+            how: format!("numbered from --first-span {first}, in the board file's order"),
+            spannos,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// The span numbers DAHDI gave the channels `first_channels` names, as read under `root`;
+    /// without DAHDI there, the card's spans are taken to be spans 1, 2... in order.
+    pub fn detect(plan: &DahdiPlan, found: &Detection, root: &Path) -> SpanNumbering {
+        if found.spans.is_empty() {
+            let mut n = SpanNumbering::from_first(plan, 1);
+            n.how = format!(
+                "assumed to be 1-{} in the board file's order: DAHDI is not loaded under {} to check \
+                 (see `switchboard hw list`, and give --first-span when the card's spans start elsewhere)",
+                plan.spans.len().max(1),
+                root.display()
+            );
+            return n;
+        }
+        let from =
+            found.path.as_ref().map_or_else(|| root.display().to_string(), |p| p.display().to_string());
+        let mut n = SpanNumbering {
+            spannos: Vec::new(),
+            names: Vec::new(),
+            how: format!("as DAHDI numbers them on this machine ({from})"),
+            warnings: Vec::new(),
+        };
+        for (i, planned) in plan.spans.iter().enumerate() {
+            let span =
+                found.spans.iter().find(|s| s.channels.iter().any(|c| c.channo == planned.first_channel));
+            match span {
+                Some(s) => {
+                    let pos = s.channels.iter().position(|c| c.channo == planned.first_channel).unwrap_or(0);
+                    if pos != 0 {
+                        n.warnings.push(format!(
+                            "the card's {} starts at channel {} (`dahdi.first_channels`), which is channel {} of \
+                             DAHDI span {} ({})",
+                            planned.label,
+                            planned.first_channel,
+                            pos + 1,
+                            s.spanno,
+                            s.name
+                        ));
+                    }
+                    if s.channels.len() != planned.channels.len() {
+                        n.warnings.push(format!(
+                            "DAHDI span {} ({}) has {} channel(s), the board file gives the card's {} {}",
+                            s.spanno,
+                            s.name,
+                            s.channels.len(),
+                            planned.label,
+                            planned.channels.len()
+                        ));
+                    }
+                    n.spannos.push(s.spanno);
+                    let mut name = s.name.clone();
+                    if !s.description.is_empty() {
+                        let _ = write!(name, " \"{}\"", s.description);
+                    }
+                    n.names.push(Some(name));
+                }
+                None => {
+                    let guess = (i + 1) as u32;
+                    n.warnings.push(format!(
+                        "DAHDI has no channel {} (the first of the card's {}); its span is assumed to be span {guess}",
+                        planned.first_channel, planned.label
+                    ));
+                    n.spannos.push(guess);
+                    n.names.push(None);
+                }
+            }
+        }
+        n
+    }
+}
+
+/// Channel numbers as system.conf lists them: `1-15,17-31`.
+fn channel_list(channels: &[u32]) -> String {
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for &c in channels {
+        match runs.last_mut() {
+            Some((_, last)) if *last + 1 == c => *last = c,
+            _ => runs.push((c, c)),
+        }
+    }
+    runs.iter().map(|&(a, b)| channo_range(a, b)).collect::<Vec<_>>().join(",")
+}
+
+/// The channel lines of a span: one per signalling keyword, in the order the keywords first
+/// appear (`bchan=` before `dchan=`, as dahdi_genconf writes them).
+fn channel_lines(channels: &[(u32, ChannelKind)]) -> Vec<String> {
+    let mut groups: Vec<(&'static str, Vec<u32>)> = Vec::new();
+    for &(channo, kind) in channels {
+        let Some(sig) = Signalling::for_port(kind) else { continue };
+        match groups.iter_mut().find(|(k, _)| *k == sig.keyword()) {
+            Some((_, list)) => list.push(channo),
+            None => groups.push((sig.keyword(), vec![channo])),
+        }
+    }
+    groups.into_iter().map(|(keyword, list)| format!("{keyword}={}", channel_list(&list))).collect()
+}
+
+/// Appends `text` as `#` comment lines of at most 96 columns.
+fn comment(out: &mut String, text: &str) {
+    let mut line = String::from("#");
+    for word in text.split_whitespace() {
+        if line.len() > 1 && line.len() + 1 + word.len() > 96 {
+            out.push_str(&line);
+            out.push('\n');
+            line = String::from("#");
+        }
+        line.push(' ');
+        line.push_str(word);
+    }
+    out.push_str(&line);
+    out.push('\n');
+}
+
+/// The `/etc/dahdi/system.conf` text for a plan; `source` names the configuration file.
+pub fn system_conf(plan: &DahdiPlan, numbering: &SpanNumbering, source: &str) -> String {
+    let mut out = String::new();
+    comment(
+        &mut out,
+        &format!("DAHDI configuration for the {}, board file {}.", plan.model, plan.board_file),
+    );
+    comment(&mut out, &format!("Written by `switchboard hw system-conf` from {source}."));
+    comment(
+        &mut out,
+        "Install it as /etc/dahdi/system.conf and run dahdi_cfg. At start the daemon gives spans that \
+         nothing has configured these same settings, and leaves spans configured from this file as they \
+         are. No echocanceller= lines: Switchboard cancels echo in its media engine.",
+    );
+    comment(&mut out, &format!("DAHDI span numbers: {}.", numbering.how));
+    for w in &numbering.warnings {
+        comment(&mut out, &format!("WARNING: {w}."));
+    }
+    for (i, span) in plan.spans.iter().enumerate() {
+        let spanno = numbering.spannos.get(i).copied().unwrap_or(i as u32 + 1);
+        let name = match numbering.names.get(i) {
+            Some(Some(name)) => format!(" ({name})"),
+            _ => String::new(),
+        };
+        out.push('\n');
+        match &span.line {
+            Some(line) => {
+                let timing = match line.timing {
+                    0 => "not a timing source".to_string(),
+                    n => format!("timing source priority {n}"),
+                };
+                let what = match &span.e1 {
+                    Some(e1) => format!(
+                        "[[e1]] span = {}: ISDN PRI, {}, {timing}",
+                        e1.number,
+                        match e1.signalling {
+                            E1Signalling::PriCpe => "user (CPE) side",
+                            E1Signalling::PriNet => "network side",
+                        },
+                    ),
+                    None => format!("no [[e1]] section: the board's line defaults, {timing}"),
+                };
+                comment(&mut out, &format!("Span {spanno}{name}: the card's {}, {what}.", span.label));
+                let _ = writeln!(out, "{}", line.system_conf(spanno));
+            }
+            None => comment(
+                &mut out,
+                &format!(
+                    "Span {spanno}{name}: the card's {}. DAHDI names the signalling after the far end: FXS \
+                     ports (phones) are fxoks, FXO ports (lines) fxsks.",
+                    span.label
+                ),
+            ),
+        }
+        for line in channel_lines(&span.channels) {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    out.push('\n');
+    comment(
+        &mut out,
+        &format!("Tone zone: {}. DAHDI uses it for the ring cadence of FXS ports.", plan.zone_reason),
+    );
+    let _ = write!(out, "loadzone={}\ndefaultzone={}\n", plan.zone, plan.zone);
+    out
+}
+
+/// What [`apply_dahdi_settings`] did, for the daemon's log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AppliedSettings {
+    /// One line per span that was configured or found configured as it should be (log them
+    /// at info).
+    pub notes: Vec<String>,
+    /// Spans left as something else configured them, and DAHDI missing (log them at warn).
+    pub warnings: Vec<String>,
+}
+
+/// Gives the configured DAHDI card's spans and channels their settings through the control
+/// device next to `dahdi.channel_device` (normally `/dev/dahdi/ctl`): E1 spans their line
+/// (`[[e1]]` framing, line code, CRC-4, timing priority) and channels, analog spans their
+/// ports' signalling, as `dahdi_cfg` would from `switchboard hw system-conf`'s output.
+///
+/// Call it before opening the card's channels. A span something already configured (dahdi_cfg
+/// from /etc/dahdi/system.conf, or an earlier start) is left as it is, and a warning names what
+/// differs; so is a span DAHDI reports busy. Without DAHDI (no control device) there is a
+/// warning and nothing else (likewise when the daemon may not open it): opening the channels
+/// then fails with the real reason if they are not configured. Nothing to
+/// do for the simulated card or sound devices. Errors name the span or channel: a channel
+/// that cannot take its port's signalling (the wrong module fitted), `first_channels` that do
+/// not start the card's spans, a span with another number of channels than the board file's.
+pub fn apply_dahdi_settings(config: &Config) -> Result<AppliedSettings, HwError> {
+    let crate::config::Driver::Dahdi(dahdi) = &config.driver else {
+        return Ok(AppliedSettings::default());
+    };
+    let plan = dahdi_plan(config)?;
+    let path = dahdi.channel_device.with_file_name("ctl");
+    // Any failure to open the control device is a warning, not an error: DAHDI may not be
+    // loaded, or the daemon's user may only be allowed the channels that dahdi_cfg configured.
+    // Opening the channels next gives the error that matters, naming the channel.
+    let mut ctl = match ChannelFile::open(&path) {
+        Ok(fd) => fd,
+        Err(e) => {
+            let why = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                "the spans must be configured by dahdi_cfg from /etc/dahdi/system.conf"
+            } else {
+                "is DAHDI loaded?"
+            };
+            return Ok(AppliedSettings {
+                notes: Vec::new(),
+                warnings: vec![format!(
+                    "cannot open {} ({e}): the span settings were not applied ({why})",
+                    path.display()
+                )],
+            });
+        }
+    };
+    apply_plan(&plan, &mut ctl)
+}
+
+/// [`apply_dahdi_settings`] on a given control descriptor (tests use the DAHDI crate's fake).
+pub fn apply_plan<F: DahdiFd>(plan: &DahdiPlan, ctl: &mut F) -> Result<AppliedSettings, HwError> {
+    let mut applied = AppliedSettings::default();
+    for span in &plan.spans {
+        let channo = span.first_channel;
+        let n = libc::c_int::try_from(channo).map_err(|_| HwError::FirstChannel {
+            label: span.label.clone(),
+            channo,
+            source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+        })?;
+        let params = ctl.get_params(n).map_err(|source| HwError::FirstChannel {
+            label: span.label.clone(),
+            channo,
+            source,
+        })?;
+        let spanno = u32::try_from(params.spanno).unwrap_or(0);
+        if params.chanpos != 1 {
+            return Err(HwError::NotFirst {
+                label: span.label.clone(),
+                channo,
+                spanno,
+                chanpos: u32::try_from(params.chanpos).unwrap_or(0),
+            });
+        }
+        let what = match &span.line {
+            Some(line) => format!("{}, timing priority {}", describe_line_bits(line.bits()), line.timing),
+            None => "FXS ports fxoks, FXO ports fxsks".into(),
+        };
+        let last = span.channels.last().map_or(channo, |&(c, _)| c);
+        let who = format!(
+            "DAHDI span {spanno} (the card's {}, channels {})",
+            span.label,
+            channo_range(channo, last)
+        );
+        match apply_span(ctl, spanno, span.line.as_ref(), &span.channels)? {
+            SpanOutcome::Configured => applied.notes.push(format!("{who}: configured, {what}")),
+            SpanOutcome::AlreadyConfigured => applied.notes.push(format!(
+                "{who}: already configured as the configuration says (by dahdi_cfg or an earlier start); left as it is"
+            )),
+            SpanOutcome::KeptDifferent(differences) => applied.warnings.push(format!(
+                "{who} was configured before (by dahdi_cfg from /etc/dahdi/system.conf?) and is left as it is, \
+                 but it differs from the configuration: {}; make them agree (`switchboard hw system-conf` \
+                 prints the system.conf for the configuration)",
+                differences.join("; ")
+            )),
+            SpanOutcome::Busy(e) => {
+                applied.warnings.push(format!("{who} is in use and keeps the settings it has: {e}"))
+            }
+        }
+    }
+    Ok(applied)
 }
 
 #[cfg(test)]

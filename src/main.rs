@@ -113,7 +113,7 @@ enum Command {
     /// Writes the calls, agents or satisfaction report as CSV or as one HTML file.
     Report(admin_cli::ReportArgs),
     /// The telephony hardware of this machine: DAHDI spans and sound devices, and the board
-    /// file of each card.
+    /// file of each card (`list`); the DAHDI system.conf for the configured card (`system-conf`).
     #[command(subcommand)]
     Hw(switchboard::hw::HwCommand),
 }

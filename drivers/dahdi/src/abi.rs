@@ -91,6 +91,25 @@ pub const DAHDI_ALARM_LOS: c_int = 1 << 8;
 pub const DAHDI_ALARM_LFA: c_int = 1 << 9;
 pub const DAHDI_ALARM_LMFA: c_int = 1 << 10;
 
+/// Line configuration bits (`dahdi_lineconfig.lineconfig`, `dahdi_spaninfo.lineconfig` and
+/// `.linecompat`). The low three bits are the transmit level; then T1 framing and coding, E1
+/// framing and coding, and BRI termination.
+pub const DAHDI_CONFIG_TXLEVEL: c_int = 7;
+pub const DAHDI_CONFIG_D4: c_int = 1 << 4;
+pub const DAHDI_CONFIG_ESF: c_int = 1 << 5;
+pub const DAHDI_CONFIG_AMI: c_int = 1 << 6;
+pub const DAHDI_CONFIG_B8ZS: c_int = 1 << 7;
+/// E1: common-channel signalling (ISDN PRI on timeslot 16) instead of CAS.
+pub const DAHDI_CONFIG_CCS: c_int = 1 << 8;
+/// E1: HDB3 line code instead of AMI.
+pub const DAHDI_CONFIG_HDB3: c_int = 1 << 9;
+/// E1: CRC-4 multiframe.
+pub const DAHDI_CONFIG_CRC4: c_int = 1 << 10;
+pub const DAHDI_CONFIG_NTTE: c_int = 1 << 11;
+pub const DAHDI_CONFIG_TERM: c_int = 1 << 12;
+/// Send yellow alarm while no channel of the span is open (`yellow` in system.conf).
+pub const DAHDI_CONFIG_NOTOPEN: c_int = 1 << 16;
+
 /// Signalling types (`dahdi_params.sigtype`). DAHDI names them from the far end's point of
 /// view: an FXO *port* (facing the exchange) runs FXS signalling, an FXS port runs FXO.
 pub const DAHDI_SIG_NONE: c_int = 0;
@@ -109,6 +128,9 @@ pub const DAHDI_SIG_HDLCFCS: c_int = (1 << 9) | DAHDI_SIG_HDLCRAW;
 pub const DAHDI_SIG_HDLCNET: c_int = (1 << 10) | DAHDI_SIG_HDLCFCS;
 pub const DAHDI_SIG_SLAVE: c_int = 1 << 11;
 pub const DAHDI_SIG_CAS: c_int = 1 << 15;
+pub const DAHDI_SIG_DACS_BIT: c_int = 1 << 16;
+/// Cross-connect: DAHDI accepts it (and the HDLC modes) on any channel that can run clear.
+pub const DAHDI_SIG_DACS: c_int = DAHDI_SIG_DACS_BIT | DAHDI_SIG_CLEAR;
 pub const DAHDI_SIG_EM_E1: c_int = 1 << 17;
 pub const DAHDI_SIG_HARDHDLC: c_int = (1 << 19) | DAHDI_SIG_CLEAR;
 pub const DAHDI_SIG_MTP2: c_int = (1 << 20) | DAHDI_SIG_HDLCFCS;
@@ -279,6 +301,65 @@ pub struct DahdiBufferInfo {
     pub writebufs: c_int,
 }
 
+/// `struct dahdi_lineconfig`: a span's line settings, sent with `DAHDI_SPANCONFIG` on
+/// `/dev/dahdi/ctl` (what a `span=` line of system.conf becomes). Not packed in the header.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DahdiLineConfig {
+    /// The span number (0: find the span by `name`).
+    pub span: c_int,
+    pub name: [u8; 20],
+    /// Line build-out, 0-7 (0 for E1 on 120 ohm).
+    pub lbo: c_int,
+    /// `DAHDI_CONFIG_*` bits: framing, coding, CRC-4.
+    pub lineconfig: c_int,
+    /// Timing source priority: 1 is the first choice, 0 never.
+    pub sync: c_int,
+}
+
+impl DahdiLineConfig {
+    /// A configuration for span `span` with every other field zero.
+    pub const fn for_span(span: c_int) -> DahdiLineConfig {
+        DahdiLineConfig { span, name: [0; 20], lbo: 0, lineconfig: 0, sync: 0 }
+    }
+}
+
+/// `struct dahdi_chanconfig`: a channel's signalling, sent with `DAHDI_CHANCONFIG` on
+/// `/dev/dahdi/ctl` (what `bchan=`, `dchan=`, `fxoks=`... lines become). Not packed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DahdiChanConfig {
+    /// The channel number (0: find the channel by `name`).
+    pub chan: c_int,
+    pub name: [u8; 40],
+    /// One of the `DAHDI_SIG_*` values.
+    pub sigtype: c_int,
+    /// The law the channel starts in (`DAHDI_LAW_*`).
+    pub deflaw: c_int,
+    /// The master channel of a `DAHDI_SIG_SLAVE` channel; the channel itself otherwise.
+    pub master: c_int,
+    /// CAS idle bits, or the channel to cross-connect for DACS.
+    pub idlebits: c_int,
+    /// The network device name of a `DAHDI_SIG_HDLCNET` channel.
+    pub netdev_name: [u8; 16],
+}
+
+impl DahdiChanConfig {
+    /// Channel `chan` with signalling `sigtype`, its own master, in its driver's default law,
+    /// as dahdi_cfg fills the structure for a channel that is not a slave.
+    pub const fn new(chan: c_int, sigtype: c_int) -> DahdiChanConfig {
+        DahdiChanConfig {
+            chan,
+            name: [0; 40],
+            sigtype,
+            deflaw: DAHDI_LAW_DEFAULT,
+            master: chan,
+            idlebits: 0,
+            netdev_name: [0; 16],
+        }
+    }
+}
+
 const INT: usize = size_of::<c_int>();
 
 /// `_IOW(DAHDI_CODE, 1, int)`
@@ -293,6 +374,12 @@ pub const DAHDI_GETEVENT: IoctlRequest = nix::request_code_read!(DAHDI_CODE, 8, 
 /// `_IOWR(DAHDI_CODE, 10, struct dahdi_spaninfo)`
 pub const DAHDI_SPANSTAT: IoctlRequest =
     nix::request_code_readwrite!(DAHDI_CODE, 10, size_of::<DahdiSpanInfo>());
+/// `_IOW(DAHDI_CODE, 18, struct dahdi_lineconfig)`
+pub const DAHDI_SPANCONFIG: IoctlRequest =
+    nix::request_code_write!(DAHDI_CODE, 18, size_of::<DahdiLineConfig>());
+/// `_IOW(DAHDI_CODE, 19, struct dahdi_chanconfig)`
+pub const DAHDI_CHANCONFIG: IoctlRequest =
+    nix::request_code_write!(DAHDI_CODE, 19, size_of::<DahdiChanConfig>());
 /// `_IOR(DAHDI_CODE, 27, struct dahdi_bufferinfo)`
 pub const DAHDI_GET_BUFINFO: IoctlRequest =
     nix::request_code_read!(DAHDI_CODE, 27, size_of::<DahdiBufferInfo>());
@@ -305,6 +392,10 @@ pub const DAHDI_SPECIFY: IoctlRequest = nix::request_code_write!(DAHDI_CODE, 38,
 pub const DAHDI_SETLAW: IoctlRequest = nix::request_code_write!(DAHDI_CODE, 39, INT);
 /// `_IOW(DAHDI_CODE, 40, int)`
 pub const DAHDI_SETLINEAR: IoctlRequest = nix::request_code_write!(DAHDI_CODE, 40, INT);
+/// `_IOW(DAHDI_CODE, 99, int)`
+pub const DAHDI_STARTUP: IoctlRequest = nix::request_code_write!(DAHDI_CODE, 99, INT);
+/// `_IOW(DAHDI_CODE, 100, int)`
+pub const DAHDI_SHUTDOWN: IoctlRequest = nix::request_code_write!(DAHDI_CODE, 100, INT);
 
 /// The raw calls, generated by nix from the request numbers above. They are private: the
 /// safe functions below are the interface.
@@ -321,6 +412,13 @@ mod sys {
     nix::ioctl_write_ptr_bad!(specify, DAHDI_SPECIFY, c_int);
     nix::ioctl_write_ptr_bad!(set_law, DAHDI_SETLAW, c_int);
     nix::ioctl_write_ptr_bad!(set_linear, DAHDI_SETLINEAR, c_int);
+    nix::ioctl_write_ptr_bad!(span_config, DAHDI_SPANCONFIG, DahdiLineConfig);
+    // The header declares DAHDI_CHANCONFIG write-only, but DAHDI copies the structure back to
+    // the caller after applying it, so the call is declared read-write here: the kernel then
+    // only ever writes to memory that Rust handed over as mutable.
+    nix::ioctl_readwrite_bad!(chan_config, DAHDI_CHANCONFIG, DahdiChanConfig);
+    nix::ioctl_write_ptr_bad!(startup, DAHDI_STARTUP, c_int);
+    nix::ioctl_write_ptr_bad!(shutdown, DAHDI_SHUTDOWN, c_int);
 }
 
 /// Turns an ioctl result into an `io::Result`, reading errno directly so that codes nix does
@@ -405,6 +503,31 @@ pub fn span_stat(fd: BorrowedFd<'_>, spanno: c_int) -> io::Result<DahdiSpanInfo>
     let mut info = DahdiSpanInfo::request(spanno);
     check(unsafe { sys::span_stat(fd.as_raw_fd(), &mut info) })?;
     Ok(info)
+}
+
+/// `DAHDI_SPANCONFIG` on `/dev/dahdi/ctl`: a span's framing, coding, CRC-4, build-out and
+/// timing priority. The span's driver applies them at once if the span is running.
+pub fn span_config(fd: BorrowedFd<'_>, config: &DahdiLineConfig) -> io::Result<()> {
+    check(unsafe { sys::span_config(fd.as_raw_fd(), config) }).map(drop)
+}
+
+/// `DAHDI_CHANCONFIG` on `/dev/dahdi/ctl`: a channel's signalling. DAHDI hangs the channel
+/// up when it applies it.
+pub fn chan_config(fd: BorrowedFd<'_>, config: &DahdiChanConfig) -> io::Result<()> {
+    // A copy, because the kernel writes the structure back.
+    let mut copy = *config;
+    check(unsafe { sys::chan_config(fd.as_raw_fd(), &mut copy) }).map(drop)
+}
+
+/// `DAHDI_STARTUP` on `/dev/dahdi/ctl`: starts span `spanno` (a running span is left as it
+/// is).
+pub fn startup(fd: BorrowedFd<'_>, spanno: c_int) -> io::Result<()> {
+    check(unsafe { sys::startup(fd.as_raw_fd(), &spanno) }).map(drop)
+}
+
+/// `DAHDI_SHUTDOWN` on `/dev/dahdi/ctl`: stops span `spanno` and unconfigures its channels.
+pub fn shutdown(fd: BorrowedFd<'_>, spanno: c_int) -> io::Result<()> {
+    check(unsafe { sys::shutdown(fd.as_raw_fd(), &spanno) }).map(drop)
 }
 
 /// The text of a NUL-terminated C character array, lossily decoded.

@@ -34,6 +34,67 @@ pub enum DahdiError {
     TooManyChannels(usize),
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: io::Error },
+    #[error("{op} failed for DAHDI span {spanno}: {source}{}", span_hint(op, source))]
+    Span { spanno: u32, op: &'static str, source: io::Error },
+    #[error(
+        "DAHDI_CHANCONFIG ({signalling}) failed on channel {channo} of DAHDI span {spanno}: {source}{}",
+        chanconfig_hint(source)
+    )]
+    ChanConfig { spanno: u32, channo: u32, signalling: &'static str, source: io::Error },
+    #[error("DAHDI_GET_PARAMS failed for channel {channo} of DAHDI span {spanno}: {source}")]
+    SpanChannel { spanno: u32, channo: u32, source: io::Error },
+    #[error(
+        "DAHDI span {spanno} ({name}) has {found} channel(s), but {expected} are to be configured on it; \
+         check the board file and `first_channels` against `switchboard hw list`{}",
+        if *found == 24 { " (24 channels is a T1 span: set it to E1 with dahdi_span_types)" } else { "" }
+    )]
+    SpanShape { spanno: u32, name: String, found: u32, expected: usize },
+    #[error(
+        "DAHDI channel {channo} is listed for span {spanno}, but DAHDI says it belongs to span {actual}"
+    )]
+    ForeignChannel { spanno: u32, channo: u32, actual: u32 },
+    #[error("line build-out {0} is out of range: 0 to 7")]
+    BadLbo(u8),
+}
+
+impl DahdiError {
+    /// True when DAHDI refused with EBUSY because the span or channel is in use: whoever
+    /// configured it (dahdi_cfg from system.conf) keeps it.
+    pub fn is_busy(&self) -> bool {
+        match self {
+            DahdiError::Span { source, .. } | DahdiError::ChanConfig { source, .. } => {
+                crate::fd::is_busy(source)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A hint for a failed span operation, from what DAHDI answered.
+fn span_hint(op: &str, source: &io::Error) -> &'static str {
+    match source.raw_os_error() {
+        Some(libc::ENXIO) | Some(libc::EINVAL) if op == "DAHDI_SPANSTAT" => {
+            " (no such span: is the card's driver loaded and are its spans assigned? see `switchboard hw list`)"
+        }
+        Some(libc::ENXIO) => " (no such span: is the card's driver loaded and are its spans assigned?)",
+        Some(libc::EINVAL) if op == "DAHDI_SPANCONFIG" => {
+            " (the span does not support this line configuration: is it an E1 span? see dahdi_span_types)"
+        }
+        Some(libc::EBUSY) => " (the span is in use)",
+        _ => "",
+    }
+}
+
+/// A hint for a failed `DAHDI_CHANCONFIG`, from what DAHDI answered.
+fn chanconfig_hint(source: &io::Error) -> &'static str {
+    match source.raw_os_error() {
+        Some(libc::EINVAL) => {
+            " (the channel cannot run that signalling: an FXS port needs an FXS module, an FXO port \
+             an FXO module, and a D-channel a CCS span; compare `switchboard hw list` with the board file)"
+        }
+        Some(libc::EBUSY) => " (the channel is in use)",
+        _ => "",
+    }
 }
 
 /// A hint appended to the errors whose usual cause is known.

@@ -8,6 +8,12 @@
 //! blocks, errors), queue events, set span alarms and look at what was written and which
 //! ioctls were made.
 //!
+//! A descriptor that is not bound to a channel stands for `/dev/dahdi/ctl`: it takes
+//! `DAHDI_SPANCONFIG`, `DAHDI_CHANCONFIG`, `DAHDI_STARTUP` and `DAHDI_SHUTDOWN` with the
+//! kernel's checks (the span's line compatibility, the channel's signalling capabilities),
+//! records each call in order ([`FakeDahdi::ctl_calls`]) and fails on demand, including with
+//! EBUSY while a span runs ([`FakeDahdi::refuse_while_running`]).
+//!
 //! Reading, writing and taking events allocate nothing, so the no-allocation test of the
 //! card's tick can run on the fake.
 
@@ -43,12 +49,44 @@ pub enum FakeWrite {
     Error(i32),
 }
 
+/// The signalling an E1 channel of a wct4xxp-like card supports.
+pub const E1_SIGCAP: c_int = DAHDI_SIG_CLEAR | DAHDI_SIG_CAS | DAHDI_SIG_EM_E1 | DAHDI_SIG_HARDHDLC;
+/// The signalling a port fitted with an FXS module supports (DAHDI runs FXO signalling
+/// towards the phone).
+pub const FXS_MODULE_SIGCAP: c_int = DAHDI_SIG_FXOLS | DAHDI_SIG_FXOGS | DAHDI_SIG_FXOKS;
+/// The signalling a port fitted with an FXO module supports (FXS signalling towards the
+/// exchange).
+pub const FXO_MODULE_SIGCAP: c_int = DAHDI_SIG_FXSLS | DAHDI_SIG_FXSGS | DAHDI_SIG_FXSKS;
+/// The line configuration bits an E1 span accepts.
+pub const E1_LINECOMPAT: c_int = DAHDI_CONFIG_AMI | DAHDI_CONFIG_HDB3 | DAHDI_CONFIG_CCS | DAHDI_CONFIG_CRC4;
+
+/// One call made on the control device, in the order made (failed ones included).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CtlCall {
+    SpanConfig(DahdiLineConfig),
+    ChanConfig(DahdiChanConfig),
+    Startup(c_int),
+    Shutdown(c_int),
+}
+
+/// A fake span's configuration, as tests see it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FakeSpanState {
+    pub lineconfig: c_int,
+    pub lbo: c_int,
+    /// The timing priority the last `DAHDI_SPANCONFIG` gave.
+    pub sync: c_int,
+    pub running: bool,
+}
+
 /// The state of one fake channel, as tests see it.
 #[derive(Clone, Debug)]
 pub struct FakeChannelState {
     pub spanno: c_int,
     pub chanpos: c_int,
     pub sigtype: c_int,
+    /// What `DAHDI_CHANCONFIG` may set (for a channel added configured: its signalling).
+    pub sigcap: c_int,
     pub name: String,
     /// The last `DAHDI_SETLAW` value.
     pub law: c_int,
@@ -90,6 +128,21 @@ struct FakeSpan {
     name: String,
     desc: String,
     alarms: c_int,
+    linecompat: c_int,
+    state: FakeSpanState,
+    /// SPANCONFIG and CHANCONFIG answer EBUSY while the span runs.
+    refuse_running: bool,
+    /// `(operation, errno)`: the next time the named span ioctl is made it fails with errno.
+    failures: Vec<(&'static str, i32)>,
+}
+
+impl FakeSpan {
+    fn take_failure(&mut self, op: &str) -> io::Result<()> {
+        match self.failures.iter().position(|(o, _)| *o == op) {
+            Some(i) => Err(errno(self.failures.remove(i).1)),
+            None => Ok(()),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -98,6 +151,7 @@ struct System {
     channels: BTreeMap<c_int, FakeChannelState>,
     /// The last `DAHDI_SPANSTAT` span numbers asked for, counted.
     span_stats: u64,
+    ctl_calls: Vec<CtlCall>,
 }
 
 /// A fake DAHDI kernel shared by the descriptors opened on it.
@@ -117,9 +171,29 @@ impl FakeDahdi {
         self.system.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds a span.
+    /// Adds a span (an analog one: it accepts no line configuration bits).
     pub fn add_span(&self, spanno: c_int, name: &str, desc: &str) {
-        self.lock().spans.insert(spanno, FakeSpan { name: name.into(), desc: desc.into(), alarms: 0 });
+        self.lock()
+            .spans
+            .insert(spanno, FakeSpan { name: name.into(), desc: desc.into(), ..FakeSpan::default() });
+    }
+
+    /// Adds an E1 span with 31 unconfigured channels numbered from `first_channo`, as a
+    /// wct4xxp card registers them before dahdi_cfg runs.
+    pub fn add_e1_span(&self, spanno: c_int, first_channo: c_int, name: &str, desc: &str) {
+        self.lock().spans.insert(
+            spanno,
+            FakeSpan {
+                name: name.into(),
+                desc: desc.into(),
+                linecompat: E1_LINECOMPAT,
+                ..FakeSpan::default()
+            },
+        );
+        for pos in 1..=31 {
+            self.add_channel(first_channo + pos - 1, spanno, pos, DAHDI_SIG_NONE);
+            self.set_sigcap(first_channo + pos - 1, E1_SIGCAP);
+        }
     }
 
     /// Adds a channel configured with `sigtype` at position `chanpos` of span `spanno`.
@@ -135,6 +209,7 @@ impl FakeDahdi {
                 spanno,
                 chanpos,
                 sigtype,
+                sigcap: sigtype,
                 name,
                 law: DAHDI_LAW_DEFAULT,
                 linear: None,
@@ -221,6 +296,43 @@ impl FakeDahdi {
     /// How many `DAHDI_SPANSTAT` calls were made.
     pub fn span_stat_calls(&self) -> u64 {
         self.lock().span_stats
+    }
+
+    /// Sets what signalling `DAHDI_CHANCONFIG` may give a channel (the module fitted).
+    pub fn set_sigcap(&self, channo: c_int, sigcap: c_int) {
+        self.with_channel(channo, |c| c.sigcap = sigcap);
+    }
+
+    /// A span's configuration; panics if the span does not exist (a test mistake).
+    pub fn span(&self, spanno: c_int) -> FakeSpanState {
+        let sys = self.lock();
+        sys.spans
+            .get(&spanno)
+            .map(|s| s.state.clone())
+            .unwrap_or_else(|| panic!("fake span {spanno} does not exist"))
+    }
+
+    /// Makes the next `op` (`"DAHDI_SPANCONFIG"`, `"DAHDI_STARTUP"`, `"DAHDI_SHUTDOWN"` or
+    /// `"DAHDI_SPANSTAT"`) for a span fail with `errno`. A channel's `DAHDI_CHANCONFIG` fails
+    /// with [`FakeDahdi::fail_next`].
+    pub fn fail_next_span(&self, spanno: c_int, op: &'static str, code: i32) {
+        if let Some(span) = self.lock().spans.get_mut(&spanno) {
+            span.failures.push((op, code));
+        }
+    }
+
+    /// Makes `DAHDI_SPANCONFIG` and `DAHDI_CHANCONFIG` answer EBUSY while the span runs, as a
+    /// driver does that will not reconfigure a span in service. (Most DAHDI drivers apply the
+    /// new settings to a running span at once.)
+    pub fn refuse_while_running(&self, spanno: c_int) {
+        if let Some(span) = self.lock().spans.get_mut(&spanno) {
+            span.refuse_running = true;
+        }
+    }
+
+    /// Every call made on the control device so far, in order.
+    pub fn ctl_calls(&self) -> Vec<CtlCall> {
+        self.lock().ctl_calls.clone()
     }
 }
 
@@ -371,20 +483,33 @@ impl DahdiFd for FakeFd {
     }
 
     fn get_params(&mut self, channo: c_int) -> io::Result<DahdiParams> {
-        let bound = self.channo;
-        self.bound("DAHDI_GET_PARAMS", |ch| {
+        // Like the kernel: the bound channel, or on an unbound descriptor (the control
+        // device) the channel asked for.
+        let target = match self.channo {
+            Some(bound) => bound,
+            None if channo > 0 => channo,
+            None => return Err(errno(libc::EINVAL)),
+        };
+        let mut sys = self.lock();
+        let missing = if self.channo.is_some() { libc::ENODEV } else { libc::EINVAL };
+        let ch = sys.channels.get_mut(&target).ok_or_else(|| errno(missing))?;
+        if let Some(i) = ch.failures.iter().position(|(o, _)| *o == "DAHDI_GET_PARAMS") {
+            let (_, code) = ch.failures.remove(i);
+            return Err(errno(code));
+        }
+        {
             let mut p = DahdiParams::zeroed();
-            p.channo = if channo == 0 { bound.unwrap_or(0) } else { channo };
+            p.channo = target;
             p.spanno = ch.spanno;
             p.chanpos = ch.chanpos;
             p.sigtype = ch.sigtype;
-            p.sigcap = ch.sigtype;
+            p.sigcap = ch.sigcap;
             p.curlaw = if ch.law == DAHDI_LAW_DEFAULT { DAHDI_LAW_ALAW } else { ch.law };
             let name = ch.name.as_bytes();
             let n = name.len().min(p.name.len() - 1);
             p.name[..n].copy_from_slice(&name[..n]);
             Ok(p)
-        })
+        }
     }
 
     fn hook(&mut self, value: c_int) -> io::Result<()> {
@@ -408,16 +533,92 @@ impl DahdiFd for FakeFd {
             (0, Some(channo)) => sys.channels.get(&channo).map_or(0, |c| c.spanno),
             (n, _) => n,
         };
+        sys.spans.get_mut(&spanno).ok_or_else(|| errno(libc::EINVAL))?.take_failure("DAHDI_SPANSTAT")?;
         let span = sys.spans.get(&spanno).ok_or_else(|| errno(libc::EINVAL))?;
         let mut info = DahdiSpanInfo::request(spanno);
         copy_text(&mut info.name, &span.name);
         copy_text(&mut info.desc, &span.desc);
         info.alarms = span.alarms;
+        info.lineconfig = span.state.lineconfig;
+        info.lbo = span.state.lbo;
+        info.linecompat = span.linecompat;
         let total = sys.channels.values().filter(|c| c.spanno == spanno).count();
+        // Like the kernel: `numchans` counts the channels that have signalling configured.
+        let configured =
+            sys.channels.values().filter(|c| c.spanno == spanno && c.sigtype != DAHDI_SIG_NONE).count();
         info.totalchans = c_int::try_from(total).unwrap_or(c_int::MAX);
-        info.numchans = info.totalchans;
+        info.numchans = c_int::try_from(configured).unwrap_or(c_int::MAX);
         info.totalspans = c_int::try_from(sys.spans.len()).unwrap_or(c_int::MAX);
         Ok(info)
+    }
+
+    fn span_config(&mut self, config: &DahdiLineConfig) -> io::Result<()> {
+        let mut sys = self.lock();
+        sys.ctl_calls.push(CtlCall::SpanConfig(*config));
+        let span = sys.spans.get_mut(&config.span).ok_or_else(|| errno(libc::ENXIO))?;
+        span.take_failure("DAHDI_SPANCONFIG")?;
+        // The kernel's check: every framing and coding bit asked for must be supported.
+        let wanted = config.lineconfig & 0x1ff0;
+        if wanted & span.linecompat != wanted {
+            return Err(errno(libc::EINVAL));
+        }
+        if span.refuse_running && span.state.running {
+            return Err(errno(libc::EBUSY));
+        }
+        span.state.lineconfig = config.lineconfig;
+        span.state.lbo = config.lbo;
+        span.state.sync = config.sync;
+        Ok(())
+    }
+
+    fn chan_config(&mut self, config: &DahdiChanConfig) -> io::Result<()> {
+        let mut sys = self.lock();
+        sys.ctl_calls.push(CtlCall::ChanConfig(*config));
+        let ch = sys.channels.get_mut(&config.chan).ok_or_else(|| errno(libc::EINVAL))?;
+        let spanno = ch.spanno;
+        if let Some(i) = ch.failures.iter().position(|(o, _)| *o == "DAHDI_CHANCONFIG") {
+            let (_, code) = ch.failures.remove(i);
+            return Err(errno(code));
+        }
+        // The kernel's check: a channel that can run clear can also run the HDLC modes and
+        // cross-connects, which DAHDI does itself.
+        let mut caps = ch.sigcap;
+        if caps & DAHDI_SIG_CLEAR != 0 {
+            caps |= DAHDI_SIG_HDLCRAW | DAHDI_SIG_HDLCFCS | DAHDI_SIG_HDLCNET | DAHDI_SIG_DACS;
+        }
+        if caps & config.sigtype != config.sigtype {
+            return Err(errno(libc::EINVAL));
+        }
+        let busy = sys.spans.get(&spanno).is_some_and(|s| s.refuse_running && s.state.running);
+        if busy {
+            return Err(errno(libc::EBUSY));
+        }
+        if let Some(ch) = sys.channels.get_mut(&config.chan) {
+            ch.sigtype = config.sigtype;
+        }
+        Ok(())
+    }
+
+    fn startup(&mut self, spanno: c_int) -> io::Result<()> {
+        let mut sys = self.lock();
+        sys.ctl_calls.push(CtlCall::Startup(spanno));
+        let span = sys.spans.get_mut(&spanno).ok_or_else(|| errno(libc::ENXIO))?;
+        span.take_failure("DAHDI_STARTUP")?;
+        span.state.running = true;
+        Ok(())
+    }
+
+    fn shutdown(&mut self, spanno: c_int) -> io::Result<()> {
+        let mut sys = self.lock();
+        sys.ctl_calls.push(CtlCall::Shutdown(spanno));
+        let span = sys.spans.get_mut(&spanno).ok_or_else(|| errno(libc::ENXIO))?;
+        span.take_failure("DAHDI_SHUTDOWN")?;
+        span.state.running = false;
+        // Like the kernel: shutting a span down unconfigures its channels.
+        for ch in sys.channels.values_mut().filter(|c| c.spanno == spanno) {
+            ch.sigtype = DAHDI_SIG_NONE;
+        }
+        Ok(())
     }
 }
 

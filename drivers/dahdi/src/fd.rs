@@ -13,11 +13,14 @@ use std::path::Path;
 
 use libc::c_int;
 
-use crate::abi::{self, DahdiBufferInfo, DahdiParams, DahdiSpanInfo, ELAST};
+use crate::abi::{
+    self, DahdiBufferInfo, DahdiChanConfig, DahdiLineConfig, DahdiParams, DahdiSpanInfo, ELAST,
+};
 
 /// The generic channel device: opened once per channel, then bound with `DAHDI_SPECIFY`.
 pub const CHANNEL_DEVICE: &str = "/dev/dahdi/channel";
-/// The control device, which answers `DAHDI_SPANSTAT` for any span.
+/// The control device, which answers `DAHDI_SPANSTAT` for any span and takes the span and
+/// channel configuration (`DAHDI_SPANCONFIG`, `DAHDI_CHANCONFIG`, `DAHDI_STARTUP`).
 pub const CTL_DEVICE: &str = "/dev/dahdi/ctl";
 
 /// The operations Switchboard performs on a DAHDI channel descriptor.
@@ -48,6 +51,14 @@ pub trait DahdiFd: Send {
     fn get_event(&mut self) -> io::Result<c_int>;
     /// `DAHDI_SPANSTAT`.
     fn span_stat(&mut self, spanno: c_int) -> io::Result<DahdiSpanInfo>;
+    /// `DAHDI_SPANCONFIG` (on the control device).
+    fn span_config(&mut self, config: &DahdiLineConfig) -> io::Result<()>;
+    /// `DAHDI_CHANCONFIG` (on the control device).
+    fn chan_config(&mut self, config: &DahdiChanConfig) -> io::Result<()>;
+    /// `DAHDI_STARTUP` (on the control device).
+    fn startup(&mut self, spanno: c_int) -> io::Result<()>;
+    /// `DAHDI_SHUTDOWN` (on the control device).
+    fn shutdown(&mut self, spanno: c_int) -> io::Result<()>;
     /// The descriptor to wait on with poll(2), if there is one. The fake has none, and the
     /// card then simply tries again after a short sleep.
     fn poll_fd(&self) -> Option<RawFd> {
@@ -123,6 +134,18 @@ impl DahdiFd for ChannelFile {
     fn span_stat(&mut self, spanno: c_int) -> io::Result<DahdiSpanInfo> {
         abi::span_stat(self.file.as_fd(), spanno)
     }
+    fn span_config(&mut self, config: &DahdiLineConfig) -> io::Result<()> {
+        abi::span_config(self.file.as_fd(), config)
+    }
+    fn chan_config(&mut self, config: &DahdiChanConfig) -> io::Result<()> {
+        abi::chan_config(self.file.as_fd(), config)
+    }
+    fn startup(&mut self, spanno: c_int) -> io::Result<()> {
+        abi::startup(self.file.as_fd(), spanno)
+    }
+    fn shutdown(&mut self, spanno: c_int) -> io::Result<()> {
+        abi::shutdown(self.file.as_fd(), spanno)
+    }
     fn poll_fd(&self) -> Option<RawFd> {
         Some(self.file.as_raw_fd())
     }
@@ -137,6 +160,11 @@ pub fn is_elast(e: &io::Error) -> bool {
 /// True when a non-blocking descriptor has nothing to read or no room to write yet.
 pub fn is_would_block(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock
+}
+
+/// True when DAHDI refused because the span or channel is in use.
+pub fn is_busy(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EBUSY)
 }
 
 /// True when a signal interrupted the call and it should simply be repeated.

@@ -14,6 +14,8 @@
 //!   [`alarms`]: [`SpanMonitor`], span alarms polled from outside the real-time thread.
 //! - [`detect`], [`proc`], [`sysfs`]: which spans and channels a machine has, read from sysfs
 //!   or `/proc/dahdi` under any root directory.
+//! - [`spancfg`]: span and channel configuration on `/dev/dahdi/ctl` (`DAHDI_SPANCONFIG`,
+//!   `DAHDI_CHANCONFIG`, `DAHDI_STARTUP`), what `dahdi_cfg` does with system.conf.
 //!
 //! Opening a card:
 //!
@@ -47,6 +49,7 @@ pub mod fake;
 pub mod fd;
 pub mod proc;
 pub mod signal;
+pub mod spancfg;
 pub mod sysfs;
 
 pub use alarms::{span_alarms, SpanAlarmChange, SpanMonitor, SpanPoll};
@@ -55,3 +58,6 @@ pub use dchan::{DChannel, DEvent, DRead, FCS_LEN, MAX_FRAME};
 pub use detect::{detect, DetectedChannel, DetectedDevice, DetectedSpan, Detection, Source};
 pub use error::DahdiError;
 pub use fd::{ChannelFile, DahdiFd, CHANNEL_DEVICE, CTL_DEVICE};
+pub use spancfg::{
+    apply_span, configure_span, ChannelConfig, Coding, Framing, LineConfig, Signalling, SpanOutcome,
+};

@@ -101,6 +101,30 @@ fn checks() -> Vec<(String, i128)> {
         "dahdi_bufferinfo",
         [txbufpolicy, rxbufpolicy, numbufs, bufsize, readbufs, writebufs,]
     );
+    layout!(DahdiLineConfig, "dahdi_lineconfig", [span, name, lbo, lineconfig, sync]);
+    layout!(
+        DahdiChanConfig,
+        "dahdi_chanconfig",
+        [chan, name, sigtype, deflaw, master, idlebits, netdev_name]
+    );
+    c!(
+        DAHDI_SPANCONFIG,
+        DAHDI_CHANCONFIG,
+        DAHDI_STARTUP,
+        DAHDI_SHUTDOWN,
+        DAHDI_CONFIG_TXLEVEL,
+        DAHDI_CONFIG_D4,
+        DAHDI_CONFIG_ESF,
+        DAHDI_CONFIG_AMI,
+        DAHDI_CONFIG_B8ZS,
+        DAHDI_CONFIG_CCS,
+        DAHDI_CONFIG_HDB3,
+        DAHDI_CONFIG_CRC4,
+        DAHDI_CONFIG_NTTE,
+        DAHDI_CONFIG_TERM,
+        DAHDI_CONFIG_NOTOPEN,
+        DAHDI_SIG_DACS,
+    );
     c!(
         DAHDI_SET_BLOCKSIZE,
         DAHDI_GET_PARAMS,
@@ -186,6 +210,7 @@ fn checks() -> Vec<(String, i128)> {
     // The header's reserved names for the FXO/FXS signalling bits.
     v.push(("__DAHDI_SIG_FXO".into(), DAHDI_SIG_FXO_BIT as i128));
     v.push(("__DAHDI_SIG_FXS".into(), DAHDI_SIG_FXS_BIT as i128));
+    v.push(("__DAHDI_SIG_DACS".into(), DAHDI_SIG_DACS_BIT as i128));
     v
 }
 
