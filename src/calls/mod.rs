@@ -798,20 +798,8 @@ impl CallManager {
 
     /// Offers a call arriving on `trunk` for `called` (empty on analog lines, which do not say).
     fn offer_to(&mut self, now: Instant, trunk: ChannelId, caller_id: CallerIdInfo, called: String) {
-        let caller = caller_id.number.clone().unwrap_or_default();
         let route = self.route_for(trunk, &called);
-        let id = CallId(self.next_id);
-        self.next_id += 1;
-        let callee = route.map(|r| self.settings.routes[r].name.clone()).unwrap_or_default();
-        self.push(Action::Cdr(CdrUpdate::Start {
-            call: id,
-            at: now,
-            caller: caller.clone(),
-            callee,
-            trunk,
-            outbound_from: None,
-        }));
-        self.push(Action::Event(CallEvent::Offered { call: id, trunk, caller }));
+        let id = self.start_incoming(now, trunk, &caller_id, route);
         let Some(route) = route else {
             // No route: leave the line ringing unanswered, and end the record right away so
             // the installer sees the unrouted call in the CDRs. The line machine announces
@@ -879,11 +867,23 @@ impl CallManager {
     /// A caller who rang and hung up before the call was announced (between-rings caller id
     /// and one ring only): recorded as offered and abandoned, with no seat rung.
     fn missed(&mut self, now: Instant, trunk: ChannelId, caller_id: CallerIdInfo) {
-        let caller = caller_id.number.unwrap_or_default();
-        let route = self.settings.routes.iter().position(|r| r.trunks.contains(&trunk.port()));
-        let callee = route.map(|r| self.settings.routes[r].name.clone()).unwrap_or_default();
+        let route = self.route_for(trunk, "");
+        let id = self.start_incoming(now, trunk, &caller_id, route);
+        self.end(now, id, Disposition::NoAnswer, "caller abandoned");
+    }
+
+    /// Numbers a new incoming call and starts its record (callee: the route's name).
+    fn start_incoming(
+        &mut self,
+        now: Instant,
+        trunk: ChannelId,
+        caller_id: &CallerIdInfo,
+        route: Option<usize>,
+    ) -> CallId {
+        let caller = caller_id.number.clone().unwrap_or_default();
         let id = CallId(self.next_id);
         self.next_id += 1;
+        let callee = route.map(|r| self.settings.routes[r].name.clone()).unwrap_or_default();
         self.push(Action::Cdr(CdrUpdate::Start {
             call: id,
             at: now,
@@ -893,7 +893,7 @@ impl CallManager {
             outbound_from: None,
         }));
         self.push(Action::Event(CallEvent::Offered { call: id, trunk, caller }));
-        self.end(now, id, Disposition::NoAnswer, "caller abandoned");
+        id
     }
 
     /// Rings the next seat(s) for an offered call, or leaves it waiting.

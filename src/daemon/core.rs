@@ -113,6 +113,17 @@ fn open_cards(
                     ..CardOptions::default()
                 },
             };
+            // The spans' line settings and the channels' signalling first: an unconfigured
+            // port cannot be opened. Spans dahdi_cfg configured are kept (with a warning
+            // naming any difference from this configuration).
+            let applied = crate::hw::apply_dahdi_settings(config)
+                .map_err(|e| DaemonError::Card(format!("{}: {e}", dahdi.board.model)))?;
+            for n in &applied.notes {
+                info!("{n}");
+            }
+            for w in &applied.warnings {
+                warn!("{w}");
+            }
             let mut card =
                 DahdiCard::open(&spec).map_err(|e| DaemonError::Card(format!("{}: {e}", spec.name)))?;
             // The configuration was checked against the board file; the card must agree.

@@ -19,6 +19,16 @@ use tokio::io::Interest;
 /// and the FCS, with room to spare so that an oversized frame is seen as such.
 pub const MAX_FRAME: usize = 512;
 
+/// A new non-blocking Unix sequenced-packet socket.
+fn seqpacket_socket() -> io::Result<OwnedFd> {
+    Ok(socket::socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )?)
+}
+
 /// A listening socket where the simulated span's far end connects.
 pub struct SeqpacketListener {
     fd: AsyncFd<OwnedFd>,
@@ -28,12 +38,7 @@ pub struct SeqpacketListener {
 impl SeqpacketListener {
     /// Listens at `path`, replacing a socket file left by an earlier run.
     pub fn bind(path: &Path) -> io::Result<SeqpacketListener> {
-        let fd = socket::socket(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-            None,
-        )?;
+        let fd = seqpacket_socket()?;
         let _ = std::fs::remove_file(path);
         let addr = UnixAddr::new(path)?;
         socket::bind(fd.as_raw_fd(), &addr)?;
@@ -92,12 +97,7 @@ impl FrameLink {
 
     /// Connects to a listening D-channel socket (the far end's side; used by tests and tools).
     pub fn connect(path: &Path) -> io::Result<FrameLink> {
-        let fd = socket::socket(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-            None,
-        )?;
+        let fd = seqpacket_socket()?;
         socket::connect(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
         FrameLink::new(fd)
     }
