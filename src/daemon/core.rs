@@ -163,6 +163,33 @@ fn with_sound(
     Ok(Box::new(card))
 }
 
+/// Whether the media thread moved on between two watchdog checks.
+#[derive(Default)]
+struct Progress {
+    last_ticks: u64,
+    stalled: bool,
+}
+
+impl Progress {
+    /// Tells systemd the daemon is alive if the engine ticked since the last check; says once
+    /// in the log when it stops (and when it resumes).
+    fn check(&mut self, ticks: u64) {
+        if ticks > self.last_ticks {
+            self.last_ticks = ticks;
+            if self.stalled {
+                info!("the media thread is making progress again");
+                self.stalled = false;
+            }
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+        } else if !self.stalled {
+            error!(
+                "the media thread made no progress since the last check: not telling systemd we are alive"
+            );
+            self.stalled = true;
+        }
+    }
+}
+
 /// A request from a control connection to the core.
 pub(super) struct CoreRequest {
     pub request: Request,
@@ -470,11 +497,23 @@ impl Running {
         retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut pump = tokio::time::interval(PUMP_INTERVAL);
         pump.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // systemd's watchdog (WatchdogSec=): petted at half the period, and only while the
+        // real-time thread is making progress, so a stuck media thread gets the daemon
+        // restarted even though the control plane still runs.
+        let mut usec = 0;
+        let watchdog = sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec / 2));
+        let mut pet = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)).max(PUMP_INTERVAL));
+        pet.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut progress = Progress::default();
+        if let Some(period) = watchdog {
+            info!("systemd watchdog on: alive every {} ms while the media thread runs", period.as_millis());
+        }
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = pump.tick() => core.pump().await,
+                _ = pet.tick(), if watchdog.is_some() => progress.check(core.engine.stats().ticks.load(std::sync::atomic::Ordering::Relaxed)),
                 _ = retention.tick() => core.expire_recordings(),
                 _ = stats.tick() => {
                     core.queue_stats(Instant::now());

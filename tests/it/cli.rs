@@ -129,3 +129,44 @@ fn sim_call_from_the_command_line_follows_the_call() {
     assert_eq!(code, 1);
     assert!(err.contains("cannot reach the daemon"), "{err}");
 }
+
+/// Under systemd (`Type=notify`, `WatchdogSec=`), the daemon says READY=1 once it serves, and
+/// WATCHDOG=1 at half the watchdog period while its media thread runs. The service manager
+/// is played by a datagram socket, as `NOTIFY_SOCKET` describes it.
+#[test]
+fn the_daemon_tells_systemd_it_is_ready_and_alive() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let notify = dir.path().join("notify.sock");
+    let manager = UnixDatagram::bind(&notify).expect("bind the notify socket");
+    manager.set_read_timeout(Some(std::time::Duration::from_millis(500))).expect("timeout");
+    let config = dir.path().join("switchboard.toml");
+    std::fs::write(&config, FAST_CONFIG).expect("config");
+    // systemd names the process the watchdog is for; `exec` keeps the shell's pid.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("WATCHDOG_PID=$$ exec \"$0\" run --config \"$1\" --data-dir \"$2\"")
+        .arg(BIN)
+        .arg(&config)
+        .arg(dir.path().join("data"))
+        .env("NOTIFY_SOCKET", &notify)
+        .env("WATCHDOG_USEC", "400000")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the daemon");
+    let mut ready = false;
+    let mut alive = 0;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut buf = [0u8; 256];
+    while std::time::Instant::now() < deadline && !(ready && alive >= 4) {
+        if let Ok(n) = manager.recv(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]);
+            ready |= text.lines().any(|l| l == "READY=1");
+            alive += text.lines().filter(|l| *l == "WATCHDOG=1").count();
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ready, "READY=1 was sent");
+    assert!(alive >= 4, "WATCHDOG=1 every 200 ms: got {alive}");
+}
