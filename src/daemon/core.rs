@@ -508,11 +508,25 @@ impl Running {
         if let Some(period) = watchdog {
             info!("systemd watchdog on: alive every {} ms while the media thread runs", period.as_millis());
         }
+        // SIGHUP reloads the flows, as `switchboard reload` does; calls keep the version they
+        // started with. A daemon that cannot watch the signal still runs.
+        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                warn!("cannot watch SIGHUP: {e}");
+                None
+            }
+        };
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = pump.tick() => core.pump().await,
+                Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                    info!("SIGHUP: reloading the flows");
+                    // The outcome is logged either way by the reload itself.
+                    let _ = core.reload_flows().await;
+                }
                 _ = pet.tick(), if watchdog.is_some() => progress.check(core.engine.stats().ticks.load(std::sync::atomic::Ordering::Relaxed)),
                 _ = retention.tick() => core.expire_recordings(),
                 _ = stats.tick() => {

@@ -118,6 +118,13 @@ impl Daemon {
         panic!("daemon did not open its control socket: {}", self.log());
     }
 
+    /// Sends a signal to the daemon process.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let child = self.child.as_ref().expect("the daemon runs");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, signal).expect("signal the daemon");
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data().join("daemon.log")).unwrap_or_default()
     }

@@ -15,7 +15,7 @@ use switchboard::agent::tags::Tags;
 use switchboard::audio::wav::WavWriter;
 use switchboard::store::Role;
 
-use crate::harness::{of_type, Client, Daemon, BIN};
+use crate::harness::{eventually, of_type, Client, Daemon, BIN};
 
 const PW: &str = "correct horse battery";
 
@@ -686,6 +686,19 @@ async fn reloading_flows_keeps_calls_on_the_version_they_started_with() {
     assert!(e.contains("main.toml:1:9: key `start`: no node named `x`"), "{e}");
     let status = d.request(json!({"id": 5, "cmd": "status"}));
     assert_eq!(status["result"]["ivr"]["flows"], json!(["check", "main", "survey"]), "{status}");
+
+    // SIGHUP reloads the flows too (what `systemctl reload` sends).
+    std::fs::write(&main, MAIN).unwrap();
+    std::fs::write(d.dir.path().join("flows/goodbye.toml"), "start = \"h\"\n[node.h]\ntype = \"hangup\"\n")
+        .unwrap();
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    let reloaded = tokio::task::block_in_place(|| {
+        eventually(Duration::from_secs(10), || {
+            let status = d.request(json!({"id": 6, "cmd": "status"}));
+            status["result"]["ivr"]["flows"] == json!(["check", "goodbye", "main", "survey"])
+        })
+    });
+    assert!(reloaded, "SIGHUP reloaded the flows: {}", d.log());
 }
 
 #[test]
