@@ -568,19 +568,7 @@ impl Core {
             self.span_alarm(index, alarms);
             return;
         }
-        let text = alarm_names(alarms);
-        let number = span + 1;
-        if alarms.any() {
-            warn!("span {number}: alarm {text}: its calls are torn down");
-        } else {
-            info!("span {number}: alarm cleared");
-        }
-        self.hub.to_watchers(
-            crate::agent::protocol::EventKind::Alarm,
-            i64::from(alarms.any()),
-            format!("SPAN:{number}|ALARM:{text}|"),
-        );
-        let _ = self.notices.send(crate::control::protocol::Notice::SpanAlarm { span: number, alarm: text });
+        self.announce_alarm(span, alarms, format!("span {}", span + 1));
         if alarms.any() {
             let now = Instant::now();
             let trunks: Vec<ChannelId> = self
@@ -599,6 +587,24 @@ impl Core {
         }
     }
 
+    /// Tells the log, supervisors watching all seats and control-socket watchers that a span's
+    /// alarms changed. Spans are numbered as on the card (from 1), as `hw list` shows them.
+    fn announce_alarm(&mut self, card_span: u16, alarms: Alarms, name: String) {
+        let text = alarm_names(alarms);
+        let number = card_span + 1;
+        if alarms.any() {
+            warn!("{name}: alarm {text}: its calls are torn down");
+        } else {
+            info!("{name}: alarm cleared");
+        }
+        self.hub.to_watchers(
+            crate::agent::protocol::EventKind::Alarm,
+            i64::from(alarms.any()),
+            format!("SPAN:{number}|ALARM:{text}|"),
+        );
+        let _ = self.notices.send(crate::control::protocol::Notice::SpanAlarm { span: number, alarm: text });
+    }
+
     /// A span's alarms changed: tell the log, supervisors and watchers, and tear down the
     /// span's calls when it goes into alarm. The span recovers by itself.
     pub(super) fn span_alarm(&mut self, index: usize, alarms: Alarms) {
@@ -609,19 +615,9 @@ impl Core {
             return;
         }
         span.alarm = raised;
-        let number = span.number;
-        let text = alarm_names(alarms);
-        if raised {
-            warn!("E1 span {number}: alarm {text}: its calls are torn down");
-        } else {
-            info!("E1 span {number}: alarm cleared");
-        }
-        self.hub.to_watchers(
-            crate::agent::protocol::EventKind::Alarm,
-            i64::from(raised),
-            format!("SPAN:{number}|ALARM:{text}|"),
-        );
-        let _ = self.notices.send(crate::control::protocol::Notice::SpanAlarm { span: number, alarm: text });
+        let (card_span, name) =
+            (span.card_span, format!("E1 span {} (span {} of the card)", span.number, span.card_span + 1));
+        self.announce_alarm(card_span, alarms, name);
         if !raised {
             return;
         }
