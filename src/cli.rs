@@ -66,6 +66,103 @@ pub fn request(data_dir: &Path, request: &Request, follow: bool) -> Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
+/// Runs the maintenance shell: one command line (`run`), printing its output; or a session
+/// on this terminal, raw (no echo, byte at a time) when stdin is a terminal, so that the
+/// shell's line editing, history and completion work as on a serial console.
+pub fn shell(data_dir: &Path, run: Option<String>) -> Result<ExitCode> {
+    if let Some(line) = run {
+        let result = ask(data_dir, &Request::Shell { run: Some(line) })?;
+        for line in result["lines"].as_array().into_iter().flatten() {
+            println!("{}", line.as_str().unwrap_or_default());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut stream = connect(data_dir)?;
+    let mut line = serde_json::to_string(&Request::Shell { run: None })?;
+    line.push('\n');
+    stream.write_all(line.as_bytes()).context("cannot send the request")?;
+    // The answer line comes first; the shell's bytes follow it.
+    let mut first = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        let n = std::io::Read::read(&mut stream, &mut byte).context("lost the connection to the daemon")?;
+        if n == 0 || byte[0] == b'\n' {
+            break;
+        }
+        first.push(byte[0]);
+    }
+    let response: Response = serde_json::from_slice(&first).context("the daemon sent a malformed answer")?;
+    if !response.ok {
+        bail!("{}", response.error.unwrap_or_else(|| "the daemon refused the shell".into()));
+    }
+    let _raw = RawTerminal::enter();
+    let mut from_daemon = stream.try_clone().context("cannot share the connection")?;
+    let printer = std::thread::spawn(move || {
+        let mut out = std::io::stdout();
+        let mut buf = [0u8; 4096];
+        loop {
+            match std::io::Read::read(&mut from_daemon, &mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if out.write_all(&buf[..n]).and_then(|()| out.flush()).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let mut stdin = std::io::stdin();
+    let mut buf = [0u8; 1024];
+    loop {
+        if printer.is_finished() {
+            break;
+        }
+        match std::io::Read::read(&mut stdin, &mut buf) {
+            Ok(0) | Err(_) => {
+                // End of input (a script piped in): let the daemon finish answering.
+                let _ = stream.shutdown(std::net::Shutdown::Write);
+                break;
+            }
+            Ok(n) => {
+                if stream.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = printer.join();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Puts stdin in raw mode while alive (when it is a terminal), and restores it after.
+struct RawTerminal {
+    saved: Option<nix::sys::termios::Termios>,
+}
+
+impl RawTerminal {
+    fn enter() -> RawTerminal {
+        use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+        let stdin = std::io::stdin();
+        let Ok(saved) = tcgetattr(&stdin) else { return RawTerminal { saved: None } };
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        // Keep output processing so that the daemon's CR LF line ends print normally.
+        raw.output_flags = saved.output_flags;
+        if tcsetattr(&stdin, SetArg::TCSANOW, &raw).is_err() {
+            return RawTerminal { saved: None };
+        }
+        RawTerminal { saved: Some(saved) }
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.saved {
+            let _ = nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSANOW, saved);
+        }
+    }
+}
+
 /// Prints the daemon's state for a person, or as JSON.
 pub fn status(data_dir: &Path, json: bool) -> Result<ExitCode> {
     let s = ask(data_dir, &Request::Status {})?;

@@ -25,6 +25,7 @@ pub mod paths;
 pub mod pri;
 pub mod reports;
 pub mod sim;
+pub mod shell;
 pub mod speech;
 pub mod store;
 pub mod webservice;

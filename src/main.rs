@@ -43,6 +43,15 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// The maintenance shell of the running daemon (the same commands as on its serial
+    /// ports): interactive, or one command with `-c`.
+    Shell {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Run this command line and print its output, e.g. `-c "show channels trunk"`.
+        #[arg(short = 'c', long = "command")]
+        command: Option<String>,
+    },
     /// Shows the running daemon's card, counters and calls.
     Status {
         #[arg(long)]
@@ -184,6 +193,18 @@ enum SimCommand {
         seconds: f64,
         name: String,
     },
+    /// The far end of a port sends back what it hears, LOSS dB quieter (a loop-back plug),
+    /// for line tests; `--off` stops it.
+    Echo {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long)]
+        port: u16,
+        #[arg(long, default_value_t = 6)]
+        loss: u8,
+        #[arg(long)]
+        off: bool,
+    },
     /// Prints every call event and far-end report until interrupted.
     Watch {
         #[arg(long)]
@@ -290,6 +311,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Run { config, data_dir } => {
+            let config_path = config.clone();
             let config = match &config {
                 Some(path) => Config::load(path),
                 None => Config::builtin(),
@@ -302,7 +324,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
-            runtime.block_on(daemon::run(config, data_dir, daemon::shutdown_signal()))?;
+            runtime.block_on(daemon::run(config, config_path, data_dir, daemon::shutdown_signal()))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { file, data_dir } => match file.as_deref().map_or_else(Config::builtin, Config::load)
@@ -343,6 +365,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         },
         Command::Status { data_dir, json } => cli::status(&paths::data_dir(data_dir), json),
+        Command::Shell { data_dir, command } => cli::shell(&paths::data_dir(data_dir), command),
         Command::Reload { data_dir } => cli::request(
             &paths::data_dir(data_dir),
             &switchboard::control::protocol::Request::FlowsReload {},
@@ -467,6 +490,9 @@ fn sim(cmd: SimCommand) -> Result<ExitCode> {
         }
         SimCommand::Record { data_dir, port, seconds, name } => {
             (data_dir, Request::SimRecord { port, seconds, name }, false)
+        }
+        SimCommand::Echo { data_dir, port, loss, off } => {
+            (data_dir, Request::SimEcho { port, loss_db: (!off).then_some(loss) }, false)
         }
         SimCommand::Watch { data_dir } => (data_dir, Request::Watch {}, true),
     };

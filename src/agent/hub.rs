@@ -316,6 +316,12 @@ impl Hub {
         self.seats.iter().filter_map(|s| s.agent.as_ref().map(|a| (a.agent.clone(), s.channel))).collect()
     }
 
+    /// Every seat with its agent (if any), agent state and pause reason, for the
+    /// maintenance shell's `show agents`.
+    pub fn seat_list(&self) -> Vec<(ChannelId, Option<&Identity>, AgentState, &str)> {
+        self.seats.iter().map(|s| (s.channel, s.agent.as_ref(), s.state, s.reason.as_str())).collect()
+    }
+
     /// The agent on a seat.
     pub fn agent_on(&self, seat: ChannelId) -> Option<&str> {
         self.seat_index(seat).and_then(|i| self.seats[i].agent.as_ref()).map(|a| a.agent.as_str())

@@ -394,6 +394,10 @@ pub struct CallManager {
     seats: Vec<SeatState>,
     /// Whether each seat may be offered calls (its agent is idle, or it has none).
     available: Vec<bool>,
+    /// Ports a technician took out of service: no new call uses them; calls on them go on.
+    blocked: Vec<bool>,
+    /// The daemon is stopping: no new calls, the ones in progress go on.
+    draining: bool,
     /// Each port's line signalling machine, by channel index.
     ports: Vec<Port>,
     line_settings: LineSettings,
@@ -414,6 +418,8 @@ impl CallManager {
             kinds: card.channels.iter().map(|c| c.kind).collect(),
             seats: vec![SeatState::Idle; n],
             available: vec![true; n],
+            blocked: vec![false; n],
+            draining: false,
             ports: Vec::new(),
             line_settings: LineSettings::default(),
             now: None,
@@ -587,6 +593,10 @@ impl CallManager {
     /// networks that send the full number); a route without one (its number is then its name)
     /// takes the trunk's other calls. Analog lines say no called number: the first route.
     fn route_for(&self, trunk: ChannelId, called: &str) -> Option<usize> {
+        // A blocked trunk, or a stopping daemon, takes no new call.
+        if self.draining || self.is_blocked(trunk) {
+            return None;
+        }
         let port = trunk.port();
         let candidates: Vec<usize> = (0..self.settings.routes.len())
             .filter(|&r| self.settings.routes[r].trunks.contains(&port))
@@ -804,17 +814,20 @@ impl CallManager {
             // No route: leave the line ringing unanswered, and end the record right away so
             // the installer sees the unrouted call in the CDRs. The line machine announces
             // the call once, not once per ring burst.
+            let cause = if self.draining {
+                "the daemon is stopping"
+            } else if self.is_blocked(trunk) {
+                "the trunk is blocked for maintenance"
+            } else {
+                "no route for this trunk"
+            };
             self.push(Action::Cdr(CdrUpdate::End {
                 call: id,
                 at: now,
                 disposition: Disposition::Failed,
-                cause: "no route for this trunk",
+                cause,
             }));
-            self.push(Action::Event(CallEvent::Ended {
-                call: id,
-                disposition: Disposition::Failed,
-                cause: "no route for this trunk",
-            }));
+            self.push(Action::Event(CallEvent::Ended { call: id, disposition: Disposition::Failed, cause }));
             return;
         };
         // A full queue sends the new call on at once.
@@ -911,6 +924,7 @@ impl CallManager {
                 let i = usize::from(c.0);
                 self.seats.get(i) == Some(&SeatState::Idle)
                     && self.available.get(i) == Some(&true)
+                    && self.blocked.get(i) != Some(&true)
                     && !tried.contains(c)
             })
             .collect();
@@ -1236,6 +1250,73 @@ impl CallManager {
         self.push(Action::Event(CallEvent::Overflowed { call, to }));
         self.ring_seats(now, i);
         self.offer_waiting(now);
+        true
+    }
+
+    /// Takes a port out of service (`blocked`) or puts it back. A blocked trunk is not used
+    /// for outgoing calls and its incoming calls are not answered; a blocked seat is not
+    /// rung. A call already on the port goes on. Answers false for a port that does not exist.
+    pub fn set_blocked(&mut self, now: Instant, channel: ChannelId, blocked: bool) -> bool {
+        self.note_time(now);
+        let Some(slot) = self.blocked.get_mut(usize::from(channel.0)) else { return false };
+        let was = std::mem::replace(slot, blocked);
+        if was && !blocked {
+            self.offer_waiting(now);
+        }
+        true
+    }
+
+    pub fn is_blocked(&self, channel: ChannelId) -> bool {
+        self.blocked.get(usize::from(channel.0)) == Some(&true)
+    }
+
+    /// Refuses new calls from now on (`true`); the calls in progress go on.
+    pub fn set_draining(&mut self, draining: bool) {
+        self.draining = draining;
+    }
+
+    /// What a port is doing, in a word, for the maintenance shell, and the call on it.
+    pub fn port_state(&self, now: Instant, channel: ChannelId) -> (&'static str, Option<CallId>) {
+        let i = usize::from(channel.0);
+        if let Some(c) = self.calls.iter().find(|c| c.trunk == channel) {
+            let state = match &c.state {
+                CallState::Offered { .. } => "offered",
+                CallState::Talking { .. } => "talking",
+                CallState::Outbound { .. } => "dialling",
+                CallState::Flow => "ivr",
+                CallState::Internal { .. } => "internal",
+            };
+            return (state, Some(c.id));
+        }
+        match self.seats.get(i) {
+            Some(SeatState::Ringing(call)) => return ("ringing", Some(*call)),
+            Some(SeatState::Talking(call)) => return ("talking", Some(*call)),
+            Some(SeatState::Monitoring(call)) => return ("monitoring", Some(*call)),
+            Some(SeatState::Consulting(call)) => return ("consulting", Some(*call)),
+            Some(SeatState::Waiting(call)) => return ("waiting", Some(*call)),
+            Some(SeatState::Released) => return ("released", None),
+            Some(SeatState::OffHookIdle) => return ("off-hook", None),
+            Some(SeatState::Idle) | None => {}
+        }
+        match self.ports.get(i) {
+            Some(Port::Fxo(line)) if !line.is_idle(now) => ("busy", None),
+            Some(Port::Digital { ready: false }) => ("down", None),
+            _ => ("idle", None),
+        }
+    }
+
+    /// Ends a call at an operator's request (the maintenance shell's `hangup`): an agent's
+    /// conversation as if the agent hung up, any other call as if the far end had.
+    pub fn release_call(&mut self, now: Instant, call: CallId, cause: &'static str) -> bool {
+        self.note_time(now);
+        let Some(i) = self.call_index(call) else { return false };
+        if let CallState::Talking { seat } = self.calls[i].state {
+            if self.release_seat(now, seat, cause) {
+                return true;
+            }
+        }
+        let Some(i) = self.call_index(call) else { return true };
+        self.far_end_released(now, i, cause);
         true
     }
 

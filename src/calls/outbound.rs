@@ -113,6 +113,8 @@ impl CallManager {
             (0..self.kinds.len()).map(|i| ChannelId(i as u16)).find(move |&c| {
                 let i = usize::from(c.0);
                 self.call_on_trunk(c).is_none()
+                    && !self.draining
+                    && !self.blocked[i]
                     && match &self.ports[i] {
                         Port::Fxo(line) => !digital && line.is_idle(now),
                         Port::Digital { ready } => digital && *ready,

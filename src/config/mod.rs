@@ -7,7 +7,7 @@
 
 use std::fmt;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -97,6 +97,113 @@ struct RawConfig {
     e1: Vec<RawE1>,
     /// The DAHDI card, when `card.driver = "dahdi"`.
     dahdi: Option<Spanned<RawDahdi>>,
+    #[serde(default)]
+    daemon: RawDaemon,
+    #[serde(default)]
+    shell: RawShell,
+    /// Serial ports the maintenance shell runs on.
+    #[serde(default)]
+    serial: Vec<Spanned<RawSerial>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDaemon {
+    drain_seconds: Spanned<u64>,
+}
+
+impl Default for RawDaemon {
+    fn default() -> Self {
+        RawDaemon { drain_seconds: Spanned::new(0..0, 30) }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawShell {
+    idle_minutes: Spanned<u64>,
+    max_failures: Spanned<u32>,
+    lockout_seconds: Spanned<u64>,
+    page_lines: usize,
+    hostname: Option<String>,
+}
+
+impl Default for RawShell {
+    fn default() -> Self {
+        RawShell {
+            idle_minutes: Spanned::new(0..0, 10),
+            max_failures: Spanned::new(0..0, 3),
+            lockout_seconds: Spanned::new(0..0, 60),
+            page_lines: 22,
+            hostname: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSerial {
+    device: String,
+    #[serde(default = "default_speed")]
+    speed: Spanned<u32>,
+    #[serde(default = "default_parity")]
+    parity: Spanned<String>,
+    #[serde(default = "default_data_bits")]
+    data_bits: Spanned<u8>,
+    #[serde(default = "default_stop_bits")]
+    stop_bits: Spanned<u8>,
+}
+
+fn default_speed() -> Spanned<u32> {
+    Spanned::new(0..0, 115_200)
+}
+
+fn default_parity() -> Spanned<String> {
+    Spanned::new(0..0, "none".into())
+}
+
+fn default_data_bits() -> Spanned<u8> {
+    Spanned::new(0..0, 8)
+}
+
+fn default_stop_bits() -> Spanned<u8> {
+    Spanned::new(0..0, 1)
+}
+
+/// Parity of a serial line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parity {
+    None,
+    Even,
+    Odd,
+}
+
+/// A serial port the maintenance shell answers on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SerialConfig {
+    /// The device, e.g. `/dev/ttyS0` or a `/dev/serial/by-id/...` link (followed at every
+    /// open, so an adapter plugged back in on another ttyUSB is found again).
+    pub device: PathBuf,
+    pub speed: u32,
+    pub parity: Parity,
+    pub data_bits: u8,
+    pub stop_bits: u8,
+}
+
+/// Settings of the maintenance shell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShellConfig {
+    /// A logged-in session with no input for this long is logged out.
+    pub idle: Duration,
+    /// Wrong logins in a row before the port locks.
+    pub max_failures: u32,
+    /// How long the first lockout lasts (each further one doubles, up to 15 minutes).
+    pub lockout: Duration,
+    /// Lines per page on serial ports (0: no paging).
+    pub page_lines: usize,
+    /// The name in the prompt (default: the machine's host name).
+    pub hostname: Option<String>,
+    pub serial: Vec<SerialConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -574,6 +681,42 @@ pub struct Config {
     pub line: LineConfig,
     /// The E1 spans that run ISDN PRI, with their line settings.
     pub e1: Vec<E1Config>,
+    /// On SIGTERM, how long calls in progress may go on before the daemon stops anyway.
+    pub drain: Duration,
+    pub shell: ShellConfig,
+}
+
+/// The parts of a configuration that a running daemon takes only at its next start, named
+/// as the file names them, that differ between `old` and `new`. The rest (`[log]`,
+/// `[daemon]`, `[shell]` but its serial ports, `[ivr]` and the flows, `[[webservice]]`) a
+/// reload applies at once.
+pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    let mut check = |name: &'static str, same: bool| {
+        if !same {
+            changed.push(name);
+        }
+    };
+    check("[card]", old.driver == new.driver && old.law == new.law);
+    check(
+        "[sim]",
+        old.sim_seat_answer_delay == new.sim_seat_answer_delay && old.sim_disconnect == new.sim_disconnect,
+    );
+    check(
+        "[engine]",
+        old.realtime_priority == new.realtime_priority
+            && old.echo_canceller == new.echo_canceller
+            && old.echo_canceller_ports == new.echo_canceller_ports
+            && old.tone_zone == new.tone_zone,
+    );
+    check("[calls] and [[route]]", old.calls == new.calls);
+    check("[[queue]]", old.queues == new.queues);
+    check("[agent]", old.agent == new.agent);
+    check("[line]", old.line == new.line);
+    check("[[sound]]", old.sound == new.sound);
+    check("[[e1]]", old.e1 == new.e1);
+    check("[[serial]]", old.shell.serial == new.shell.serial);
+    changed
 }
 
 impl Config {
@@ -1306,14 +1449,91 @@ fn validate(
         },
     };
 
-    let level = raw.log.level.get_ref().to_ascii_lowercase();
-    if !["error", "warn", "info", "debug", "trace"].contains(&level.as_str()) {
+    let level = raw.log.level.get_ref().trim().to_string();
+    if let Err(e) = crate::daemon::logs::parse_filter(&level) {
+        errors.push(at(span_of(raw.log.level.span()), "log.level".into(), e.to_string()));
+    }
+
+    let drain = *raw.daemon.drain_seconds.get_ref();
+    if drain > 3600 {
         errors.push(at(
-            span_of(raw.log.level.span()),
-            "log.level".into(),
-            format!("unknown level `{level}`: use error, warn, info, debug or trace"),
+            span_of(raw.daemon.drain_seconds.span()),
+            "daemon.drain_seconds".into(),
+            format!("{drain} is more than an hour: use 0 to 3600 seconds"),
         ));
     }
+    let shell = {
+        let r = &raw.shell;
+        let mut bad = |span: Range<usize>, key: &str, message: String| {
+            errors.push(at(span_of(span), format!("shell.{key}"), message))
+        };
+        if !(1..=1440).contains(r.idle_minutes.get_ref()) {
+            bad(r.idle_minutes.span(), "idle_minutes", "use 1 to 1440 minutes".into());
+        }
+        if !(1..=100).contains(r.max_failures.get_ref()) {
+            bad(r.max_failures.span(), "max_failures", "use 1 to 100 failed logins".into());
+        }
+        if !(1..=3600).contains(r.lockout_seconds.get_ref()) {
+            bad(r.lockout_seconds.span(), "lockout_seconds", "use 1 to 3600 seconds".into());
+        }
+        let mut serial = Vec::new();
+        for (i, port) in raw.serial.iter().enumerate() {
+            let p = port.get_ref();
+            let key = |k: &str| format!("serial[{i}].{k}");
+            const SPEEDS: [u32; 10] =
+                [1200, 2400, 4800, 9600, 19_200, 38_400, 57_600, 115_200, 230_400, 460_800];
+            if !SPEEDS.contains(p.speed.get_ref()) {
+                errors.push(at(
+                    span_of(p.speed.span()),
+                    key("speed"),
+                    format!("{} is not a serial speed: use one of {SPEEDS:?}", p.speed.get_ref()),
+                ));
+            }
+            let parity = match p.parity.get_ref().as_str() {
+                "none" => Parity::None,
+                "even" => Parity::Even,
+                "odd" => Parity::Odd,
+                other => {
+                    errors.push(at(
+                        span_of(p.parity.span()),
+                        key("parity"),
+                        format!("unknown parity `{other}`: use none, even or odd"),
+                    ));
+                    Parity::None
+                }
+            };
+            if !(5..=8).contains(p.data_bits.get_ref()) {
+                errors.push(at(span_of(p.data_bits.span()), key("data_bits"), "use 5 to 8 data bits".into()));
+            }
+            if !(1..=2).contains(p.stop_bits.get_ref()) {
+                errors.push(at(span_of(p.stop_bits.span()), key("stop_bits"), "use 1 or 2 stop bits".into()));
+            }
+            if p.device.trim().is_empty()
+                || serial.iter().any(|s: &SerialConfig| s.device == Path::new(&p.device))
+            {
+                errors.push(at(
+                    span_of(port.span()),
+                    key("device"),
+                    format!("the device {:?} is empty or listed twice", p.device),
+                ));
+            }
+            serial.push(SerialConfig {
+                device: PathBuf::from(&p.device),
+                speed: *p.speed.get_ref(),
+                parity,
+                data_bits: *p.data_bits.get_ref(),
+                stop_bits: *p.stop_bits.get_ref(),
+            });
+        }
+        ShellConfig {
+            idle: Duration::from_secs(r.idle_minutes.get_ref() * 60),
+            max_failures: *r.max_failures.get_ref(),
+            lockout: Duration::from_secs(*r.lockout_seconds.get_ref()),
+            page_lines: r.page_lines,
+            hostname: r.hostname.clone(),
+            serial,
+        }
+    };
 
     let mut e1 = Vec::new();
     for (i, raw_e1) in raw.e1.iter().enumerate() {
@@ -1399,6 +1619,8 @@ fn validate(
         ivr,
         webservices,
         line,
+        drain: Duration::from_secs(drain),
+        shell,
     })
 }
 

@@ -70,6 +70,18 @@ pub enum Request {
     /// `DATA_DIR/sim-recordings/NAME.wav`. Answers with the path when the file is written.
     #[serde(rename = "sim.record")]
     SimRecord { port: u16, seconds: f64, name: String },
+    /// The far end of a port sends back what it hears, `loss_db` quieter (null: stops), like
+    /// a loop-back plug at the exchange: for line tests on the simulated card.
+    #[serde(rename = "sim.echo")]
+    SimEcho { port: u16, loss_db: Option<u8> },
+    /// The maintenance shell. With `run`, runs that one command line and answers with its
+    /// output lines; without, the connection carries the shell's bytes both ways after the
+    /// answer, as a terminal would (see `switchboard shell`).
+    #[serde(rename = "shell")]
+    Shell {
+        #[serde(default)]
+        run: Option<String>,
+    },
 }
 
 fn default_limit() -> u32 {

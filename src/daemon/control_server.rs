@@ -11,6 +11,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, Semaphore};
 use tracing::{debug, warn};
 
 use super::core::CoreRequest;
+use super::shell::ShellShared;
 use crate::control::protocol::{parse_request, Notice, NoticeLine, Request, Response, MAX_LINE};
 
 /// Connections served at once; more wait in the kernel's backlog.
@@ -28,6 +29,7 @@ pub(super) async fn serve(
     core: mpsc::Sender<CoreRequest>,
     notices: broadcast::Sender<Notice>,
     info: CardInfo,
+    shell: Arc<ShellShared>,
 ) {
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let info = Arc::new(info);
@@ -43,9 +45,9 @@ pub(super) async fn serve(
                 continue;
             }
         };
-        let (core, notices, info) = (core.clone(), notices.clone(), info.clone());
+        let (core, notices, info, shell) = (core.clone(), notices.clone(), info.clone(), shell.clone());
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, core, notices, &info).await {
+            if let Err(e) = connection(stream, core, notices, &info, shell).await {
                 debug!("control connection ended: {e}");
             }
             drop(permit);
@@ -64,7 +66,16 @@ async fn connection(
     core: mpsc::Sender<CoreRequest>,
     notices: broadcast::Sender<Notice>,
     info: &CardInfo,
+    shell: Arc<ShellShared>,
 ) -> std::io::Result<()> {
+    // Who is on the other end, for the shell's audit lines.
+    let local_user = match stream.peer_cred() {
+        Ok(cred) => match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(cred.uid())) {
+            Ok(Some(user)) => format!("local:{}", user.name),
+            _ => format!("local:uid {}", cred.uid()),
+        },
+        Err(_) => "local".to_string(),
+    };
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let mut buf = Vec::new();
@@ -104,6 +115,9 @@ async fn connection(
             }
         };
         let id = envelope.id;
+        if let Request::Shell { run } = envelope.request {
+            return shell_connection(reader, write, id, run, &local_user, shell).await;
+        }
         // Subscribe before the core acts, so no notice of the new call is missed.
         let watch = match &envelope.request {
             Request::Watch {} => Some((notices.subscribe(), None)),
@@ -208,4 +222,53 @@ async fn follow(
             return Ok(());
         }
     }
+}
+
+/// Runs the maintenance shell on a control connection: one command (`run`), or a session.
+async fn shell_connection(
+    reader: BufReader<tokio::net::unix::OwnedReadHalf>,
+    mut write: OwnedWriteHalf,
+    id: Option<serde_json::Value>,
+    run: Option<String>,
+    user: &str,
+    shell: Arc<ShellShared>,
+) -> std::io::Result<()> {
+    if let Some(line) = run {
+        let response = match crate::shell::command::parse(&line) {
+            Err(e) => Response::error(id, e.to_string()),
+            Ok(parsed) => match (parsed.action, parsed.filter) {
+                (crate::shell::command::Action::Local(_), _) => {
+                    Response::error(id, format!("{line:?} only works in an interactive shell"))
+                }
+                (
+                    crate::shell::command::Action::Run(crate::shell::command::Command::ShowLog {
+                        follow: true,
+                        ..
+                    }),
+                    _,
+                ) => Response::error(id, "`log tail -f` only works in an interactive shell".to_string()),
+                (crate::shell::command::Action::Run(command), filter) => {
+                    let (mut lines, error) = super::shell::run_once(&shell, user, command).await;
+                    if let Some(f) = filter {
+                        let f = f.to_lowercase();
+                        lines.retain(|l| l.to_lowercase().contains(&f));
+                    }
+                    match error {
+                        None => Response::ok(id, serde_json::json!({ "lines": lines })),
+                        Some(e) => Response::error(id, e),
+                    }
+                }
+            },
+        };
+        return send(&mut write, &response).await;
+    }
+    send(&mut write, &Response::ok(id, serde_json::json!({ "shell": true }))).await?;
+    // Bytes the line reader read past the request belong to the shell.
+    let leftover = reader.buffer().to_vec();
+    let stream = reader.into_inner().reunite(write).map_err(std::io::Error::other)?;
+    let settings = {
+        let config = shell.settings.borrow();
+        super::shell::settings_for(&config, &shell.hostname, "the control socket", false)
+    };
+    super::shell::run_session(stream, settings, Some(user.to_string()), shell, &leftover, None).await
 }

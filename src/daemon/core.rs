@@ -14,11 +14,13 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
 mod ivr;
+mod maint;
 mod pri;
 
 pub use self::ivr::{load_flows, prompt_set_dir};
 
 use super::control_server;
+use super::shell::{ShellMsg, ShellShared};
 use super::DaemonError;
 use crate::agent::hub::{Hub, HubAction, HubSettings, SessionId};
 use crate::agent::protocol::Request as Request_;
@@ -163,6 +165,67 @@ fn with_sound(
     Ok(Box::new(card))
 }
 
+/// A stop in progress: calls may go on until `until`.
+struct Drain {
+    until: tokio::time::Instant,
+    again: Option<tokio::signal::unix::Signal>,
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl Drain {
+    /// Refuses new calls and says how long the ones in progress may go on; None when there
+    /// is nothing to wait for.
+    fn start(core: &mut Core) -> Option<Drain> {
+        let calls = core.calls.active_calls();
+        let time = core.config.drain;
+        if calls == 0 || time.is_zero() {
+            return None;
+        }
+        core.calls.set_draining(true);
+        info!(
+            "stopping: {calls} calls in progress may go on for up to {} s; new calls are refused \
+             (a second SIGTERM or Ctrl-C stops at once)",
+            time.as_secs()
+        );
+        let status = format!("STATUS=stopping: waiting for {calls} calls to end");
+        let _ = sd_notify::notify(
+            false,
+            &[sd_notify::NotifyState::Stopping, sd_notify::NotifyState::Custom(&status)],
+        );
+        use tokio::signal::unix::{signal, SignalKind};
+        Some(Drain {
+            until: tokio::time::Instant::now() + time,
+            again: signal(SignalKind::terminate()).ok(),
+            interrupt: signal(SignalKind::interrupt()).ok(),
+        })
+    }
+
+    /// Completes when the drain time is over or a second signal comes.
+    async fn wait(&mut self) {
+        let again = async {
+            match self.again.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let interrupt = async {
+            match self.interrupt.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(self.until) => info!("the drain time is over: stopping with calls still up"),
+            _ = again => info!("second SIGTERM: stopping now"),
+            _ = interrupt => info!("interrupted: stopping now"),
+        }
+    }
+}
+
 /// Whether the media thread moved on between two watchdog checks.
 #[derive(Default)]
 struct Progress {
@@ -231,6 +294,8 @@ struct CallRecord {
 /// The daemon once started.
 pub(super) struct Running {
     core: Core,
+    shell_rx: mpsc::Receiver<ShellMsg>,
+    shell: Arc<ShellShared>,
     listener: tokio::net::UnixListener,
     socket: PathBuf,
     recorder: RecorderThread,
@@ -288,6 +353,16 @@ struct Core {
     /// The E1 spans under ISDN PRI signalling, and their D-channels' frames.
     pri: pri::PriSpans,
     pri_inbox: mpsc::UnboundedReceiver<(usize, pri::DLink)>,
+    /// When the daemon started, for `show version`.
+    started: Instant,
+    alarms: maint::AlarmBoard,
+    /// Line tests from the maintenance shell, by channel.
+    line_tests: HashMap<ChannelId, maint::LineTest>,
+    /// The configuration file (None: the built-in one) and what it said when last loaded.
+    config_path: Option<PathBuf>,
+    config: Config,
+    /// The shell's settings, which a reload changes for the next sessions.
+    shell_settings: tokio::sync::watch::Sender<crate::config::ShellConfig>,
 }
 
 struct AgentConn {
@@ -296,7 +371,11 @@ struct AgentConn {
 }
 
 impl Running {
-    pub async fn start(config: Config, data_dir: &Path) -> Result<Running, DaemonError> {
+    pub async fn start(
+        config: Config,
+        config_path: Option<PathBuf>,
+        data_dir: &Path,
+    ) -> Result<Running, DaemonError> {
         // Only one daemon per data directory: a second one would mark the first one's calls
         // as interrupted while recovering. The lock is released when the process exits, even
         // on kill -9.
@@ -430,6 +509,10 @@ impl Running {
             data_dir.display()
         );
         info!("control socket {}", socket.display());
+        let (shell_settings, shell_watch) = tokio::sync::watch::channel(config.shell.clone());
+        let (shell_tx, shell_rx) = mpsc::channel(64);
+        let hostname = super::shell::hostname(&config.shell);
+        let shell = Arc::new(ShellShared::new(shell_tx, store.clone(), shell_watch, hostname));
         let mut core = Core {
             ivr,
             retention_days: config.ivr.retention_days,
@@ -465,6 +548,12 @@ impl Running {
             agent_addr,
             pri: pri_spans,
             pri_inbox,
+            started: Instant::now(),
+            alarms: Default::default(),
+            line_tests: HashMap::new(),
+            config_path,
+            config,
+            shell_settings,
         };
         // Seats the hub does not offer calls to (no agent, when that is required).
         let now = Instant::now();
@@ -473,11 +562,31 @@ impl Running {
         for seat in unavailable {
             core.calls.set_available(now, seat, false);
         }
-        Ok(Running { core, listener, socket, recorder, agent_listener, agent_settings, _lock: lock })
+        Ok(Running {
+            core,
+            shell_rx,
+            shell,
+            listener,
+            socket,
+            recorder,
+            agent_listener,
+            agent_settings,
+            _lock: lock,
+        })
     }
 
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
-        let Running { mut core, listener, socket, recorder, agent_listener, agent_settings, _lock } = self;
+        let Running {
+            mut core,
+            mut shell_rx,
+            shell,
+            listener,
+            socket,
+            recorder,
+            agent_listener,
+            agent_settings,
+            _lock,
+        } = self;
         let (agent_tx, mut agent_rx) = mpsc::channel::<AgentMsg>(1024);
         let agents = tokio::spawn(crate::agent::server::serve(
             agent_listener,
@@ -486,8 +595,20 @@ impl Running {
             agent_settings,
         ));
         let (req_tx, mut requests) = mpsc::channel::<CoreRequest>(64);
-        let server =
-            tokio::spawn(control_server::serve(listener, req_tx, core.notices.clone(), core.info.clone()));
+        let server = tokio::spawn(control_server::serve(
+            listener,
+            req_tx,
+            core.notices.clone(),
+            core.info.clone(),
+            shell.clone(),
+        ));
+        let serial: Vec<_> = core
+            .config
+            .shell
+            .serial
+            .iter()
+            .map(|port| tokio::spawn(super::shell::serve_serial(port.clone(), shell.clone())))
+            .collect();
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
 
         let mut stats = tokio::time::interval(QUEUE_STATS_INTERVAL);
@@ -508,7 +629,7 @@ impl Running {
         if let Some(period) = watchdog {
             info!("systemd watchdog on: alive every {} ms while the media thread runs", period.as_millis());
         }
-        // SIGHUP reloads the flows, as `switchboard reload` does; calls keep the version they
+        // SIGHUP reloads the configuration and the flows; calls keep the flow version they
         // started with. A daemon that cannot watch the signal still runs.
         let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
             Ok(s) => Some(s),
@@ -518,15 +639,33 @@ impl Running {
             }
         };
         tokio::pin!(shutdown);
+        // On SIGTERM the calls in progress may go on for the drain time; new ones are refused.
+        // A second SIGTERM or SIGINT stops at once.
+        let mut drain: Option<Drain> = None;
         loop {
             tokio::select! {
-                _ = &mut shutdown => break,
-                _ = pump.tick() => core.pump().await,
-                Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
-                    info!("SIGHUP: reloading the flows");
-                    // The outcome is logged either way by the reload itself.
-                    let _ = core.reload_flows().await;
+                _ = &mut shutdown, if drain.is_none() => {
+                    match Drain::start(&mut core) {
+                        Some(d) => drain = Some(d),
+                        None => break,
+                    }
                 }
+                _ = async { match drain.as_mut() { Some(d) => d.wait().await, None => std::future::pending().await } } => {
+                    break;
+                }
+                _ = pump.tick() => {
+                    core.pump().await;
+                    if drain.is_some() && core.calls.active_calls() == 0 {
+                        info!("every call has ended");
+                        break;
+                    }
+                }
+                Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                    info!("SIGHUP: reloading the configuration and the flows");
+                    // The outcome is logged either way by the reload itself.
+                    let _ = core.reload_config().await;
+                }
+                Some(msg) = shell_rx.recv() => core.shell_msg(msg).await,
                 _ = pet.tick(), if watchdog.is_some() => progress.check(core.engine.stats().ticks.load(std::sync::atomic::Ordering::Relaxed)),
                 _ = retention.tick() => core.expire_recordings(),
                 _ = stats.tick() => {
@@ -547,6 +686,9 @@ impl Running {
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
         server.abort();
         agents.abort();
+        for task in serial {
+            task.abort();
+        }
         let _ = std::fs::remove_file(&socket);
         core.stop_calls();
         core.engine.stop();
@@ -564,6 +706,55 @@ impl Running {
 }
 
 impl Core {
+    /// Reads the configuration file again and applies what can change while calls go on
+    /// (log level, drain time, shell settings, IVR settings and web services, then the
+    /// flows); names what waits for a restart. Nothing changes if the file has errors.
+    pub(super) async fn reload_config(&mut self) -> Result<Vec<String>, String> {
+        let mut lines = Vec::new();
+        if let Some(path) = self.config_path.clone() {
+            let new = Config::load(&path).map_err(|e| {
+                warn!("configuration not reloaded: {e}");
+                format!("{} has errors; nothing was changed:\n{e}", path.display())
+            })?;
+            if new.log_level != self.config.log_level {
+                if let Some(logs) = super::logs::get() {
+                    logs.set_level(&new.log_level).map_err(|e| e.to_string())?;
+                }
+                lines.push(format!("Log level: {}.", new.log_level));
+            }
+            if new.drain != self.config.drain {
+                lines.push(format!("Drain time: {} s.", new.drain.as_secs()));
+            }
+            if new.shell != self.config.shell {
+                self.shell_settings.send_replace(new.shell.clone());
+                lines.push("Shell settings: for sessions that start from now on.".into());
+            }
+            self.set_ivr_config(&new)?;
+            let restart = crate::config::restart_needed(&self.config, &new);
+            if !restart.is_empty() {
+                let parts = restart.join(", ");
+                warn!("configuration reloaded; changes to {parts} take effect at the next restart");
+                lines.push(format!("Changed, takes effect at the next restart: {parts}."));
+            }
+            info!("configuration reloaded from {}", path.display());
+            lines.insert(0, format!("Configuration reloaded from {}.", path.display()));
+            self.config = new;
+        } else {
+            lines.push("Built-in configuration: nothing to read again.".into());
+        }
+        let flows = self.reload_flows().await?;
+        let names: Vec<&str> = flows["flows"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        lines.push(format!(
+            "Flows reloaded: {} ({} calls finish on the previous version).",
+            if names.is_empty() { "none".to_string() } else { names.join(", ") },
+            flows["calls_on_previous_version"]
+        ));
+        Ok(lines)
+    }
+
     /// Deletes the recordings older than the retention setting, in the background.
     fn expire_recordings(&self) {
         let days = self.retention_days;
@@ -973,6 +1164,9 @@ impl Core {
         self.pri_pump().await;
         while let Some(event) = self.engine.poll_event() {
             let now = Instant::now();
+            if self.line_test_event(&event) {
+                continue;
+            }
             let input = match event {
                 EngineEvent::Line(e) => {
                     debug!("{}: {:?}", e.channel, e.event);
@@ -1030,6 +1224,8 @@ impl Core {
                     }
                     None
                 }
+                // Level reports answer line tests only, and were taken above.
+                EngineEvent::Level { .. } => None,
             };
             if let Some(input) = input {
                 self.calls.handle(now, input);
@@ -1037,6 +1233,10 @@ impl Core {
             }
         }
         let now = Instant::now();
+        if !self.line_tests.is_empty() {
+            self.line_test_timers(now);
+            self.apply_actions().await;
+        }
         if self.calls.poll_timeout().is_some_and(|t| t <= now) {
             self.calls.handle_timeout(now);
             self.apply_actions().await;
@@ -1247,6 +1447,9 @@ impl Core {
     }
 
     fn recording_done(&mut self, done: RecDone) {
+        if self.line_test_recorded(&done) {
+            return;
+        }
         // A recording that failed while its call is still up: stop the call's tap first, and
         // free the slot only after the blocks already in flight have drained, so that the
         // next recording on this slot gets none of this call's audio.
@@ -1669,8 +1872,14 @@ impl Core {
                 };
                 self.far_command(FarCommand::Tone { channel, tone })
             }
+            Request::SimEcho { port, loss_db } => {
+                let channel = self.port(port)?.id;
+                self.far_command(FarCommand::Echo { channel, loss_db })
+            }
             // Handled in `handle_request`, which can answer later.
             Request::SimRecord { .. } => Err("internal: sim.record routed wrongly".into()),
+            // The connection task runs the shell.
+            Request::Shell { .. } => Err("internal: shell routed wrongly".into()),
         }
     }
 

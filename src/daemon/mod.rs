@@ -12,13 +12,13 @@
 mod control_server;
 mod core;
 pub mod dchannel;
+pub mod logs;
+pub(crate) mod shell;
 
 pub use self::core::{load_flows, prompt_set_dir};
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-
-use tracing_subscriber::EnvFilter;
 
 use crate::config::Config;
 
@@ -48,28 +48,21 @@ pub enum DaemonError {
 }
 
 /// Sets up logging to stderr (journald picks it up under systemd). `RUST_LOG` overrides the
-/// configured level.
+/// configured level; the shell's `log level` changes it while the daemon runs.
 pub fn init_logging(level: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    use std::io::IsTerminal;
-    // Colours only for a person at a terminal, not in journald or log files.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
+    logs::init(level);
 }
 
 /// Runs the daemon until `shutdown` completes.
 pub async fn run(
     config: Config,
+    config_path: Option<PathBuf>,
     data_dir: PathBuf,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
     std::fs::create_dir_all(&data_dir)
         .map_err(|source| DaemonError::DataDir { path: data_dir.clone(), source })?;
-    let running = core::Running::start(config, &data_dir).await?;
+    let running = core::Running::start(config, config_path, &data_dir).await?;
     running.run(shutdown).await
 }
 

@@ -25,7 +25,7 @@ pub mod tonegen;
 
 pub use dtmf::{is_dtmf_digit, DtmfDetector, DtmfError, DtmfGenerator};
 pub use echo::EchoCanceller;
-pub use level::{dbm0, PowerMeter, VoiceActivity};
+pub use level::{dbm0, LevelMeter, LevelReading, PowerMeter, VoiceActivity};
 pub use tone::{ProgressTone, ToneDetector, ToneSpec, ToneZone, ToneZoneError};
 pub use tonegen::{Cadence, ToneGenerator};
 

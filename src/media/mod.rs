@@ -12,6 +12,11 @@
 //! control plane encoded, on hook between the first and second ring (the card keeps the
 //! ringing cadence; the engine only supplies the audio).
 //!
+//! Line tests use the same paths: a test tone is a play command, `MeasureLevel` meters the
+//! raw received line (before the echo canceller) for a number of blocks, and a loopback is a
+//! channel listening to itself (its echo canceller is bypassed meanwhile, and its recording
+//! keeps each signal once).
+//!
 //! The tick never allocates, locks or makes a system call (the card's own wait for the next
 //! block excepted): all state is sized when the engine is built, commands come in and events
 //! go out through fixed-capacity single-producer single-consumer rings, and counters are
@@ -35,8 +40,9 @@ use crate::dsp::dtmf::{DtmfDetector, DtmfGenerator};
 use crate::dsp::echo::EchoCanceller;
 use crate::dsp::fsk::FskError;
 use crate::dsp::g711;
+use crate::dsp::level::LevelMeter;
 use crate::dsp::tone::{ProgressTone, ToneDetector, ToneZone};
-use crate::dsp::tonegen::ToneGenerator;
+use crate::dsp::tonegen::{Cadence, ToneGenerator};
 
 pub use stats::{EngineStats, StatsSnapshot};
 pub use thread::{spawn, EngineHandle, SpawnError};
@@ -56,6 +62,28 @@ const TONE_LEVEL_DBM0: f32 = -13.0;
 /// Level of the FSK caller id we send to seat phones, in dBm0: what GR-30 and EN 300 659
 /// exchanges send.
 const CALLER_ID_LEVEL_DBM0: f32 = -13.5;
+
+/// Highest test tone level, in dBm0: a sine just below the G.711 overload point.
+pub const MAX_TEST_TONE_DBM0: i8 = 3;
+
+/// Lowest level a [`LevelReport`] gives, in centi-dBm0 (-90 dBm0): what silence reads.
+pub const LEVEL_FLOOR_CDBM0: i32 = -9000;
+
+/// What [`EngineCmd::MeasureLevel`] measured on the raw line, as [`EngineEvent::Level`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LevelReport {
+    /// RMS level of everything received, in hundredths of a dBm0 (at least
+    /// [`LEVEL_FLOOR_CDBM0`]).
+    pub total_cdbm0: i32,
+    /// Level at the measured frequency (Hann-windowed Goertzel over 20 ms segments, about
+    /// 75 Hz wide), in hundredths of a dBm0: what a sine at that frequency reads on its own
+    /// (at least [`LEVEL_FLOOR_CDBM0`]; the floor when no frequency was asked for).
+    pub tone_cdbm0: i32,
+    /// Largest absolute linear sample value received (0-32768).
+    pub peak: u16,
+    /// 20 ms blocks measured.
+    pub blocks: u16,
+}
 
 /// Commands handled per tick at most, so a flood of commands cannot stretch one tick.
 const MAX_COMMANDS_PER_TICK: usize = 256;
@@ -204,6 +232,25 @@ pub enum EngineCmd {
         channel: ChannelId,
         message: RawMessage,
     },
+    /// Line test: sends a steady sine of `freq_hz` (1-3999 Hz) at `level_dbm0` (at most
+    /// [`MAX_TEST_TONE_DBM0`]) until `StopPlay` or another play command. Like the other
+    /// play commands it replaces what the channel would send from its sources.
+    PlayTestTone {
+        channel: ChannelId,
+        freq_hz: u16,
+        level_dbm0: i8,
+    },
+    /// Line test: measures what the channel receives over the next `blocks` (at least one)
+    /// 20 ms blocks, from the block of the tick that takes the command, then raises
+    /// [`EngineEvent::Level`]. The raw line is measured: before the echo canceller, which
+    /// would otherwise take a test tone coming back from the far end for echo and remove
+    /// it. `freq_hz` is the frequency of the selective reading (0: total level only). A
+    /// new measurement on the channel replaces the one running.
+    MeasureLevel {
+        channel: ChannelId,
+        freq_hz: u16,
+        blocks: u16,
+    },
 }
 
 /// Something the engine observed.
@@ -242,6 +289,11 @@ pub enum EngineEvent {
     CallerIdLost {
         channel: ChannelId,
         error: CallerIdError,
+    },
+    /// The result of a `MeasureLevel`.
+    Level {
+        channel: ChannelId,
+        level: LevelReport,
     },
 }
 
@@ -291,7 +343,9 @@ struct Chan {
     generator: DtmfGenerator,
     sending_dtmf: bool,
     play: Play,
-    /// The channels whose received audio this channel sends, mixed.
+    /// The channels whose received audio this channel sends, mixed. The channel itself may
+    /// be one of them (a loopback): then its echo canceller is bypassed, because it would
+    /// take the far end's own signal coming back for echo.
     sources: heapless::Vec<u16, MAX_SOURCES>,
     record: Option<u16>,
     echo: Box<EchoCanceller>,
@@ -303,6 +357,11 @@ struct Chan {
     /// card last reported), when a burst can no longer be sent.
     cid_tx: Option<Box<CallerIdSender>>,
     off_hook: bool,
+    /// The line-test meter of `MeasureLevel`, and the blocks it still has to measure and
+    /// has measured (nothing left: no measurement running).
+    meter: Box<LevelMeter>,
+    measure_left: u16,
+    measure_blocks: u16,
 }
 
 /// The real-time side of the engine, driven by [`Engine::tick`].
@@ -362,6 +421,9 @@ impl<C: Card> Engine<C> {
                 cid_tx: (c.kind == ChannelKind::FxsSeat)
                     .then(|| Box::new(CallerIdSender::new(config.caller_id_standard, CALLER_ID_LEVEL_DBM0))),
                 off_hook: false,
+                meter: Box::new(LevelMeter::new()),
+                measure_left: 0,
+                measure_blocks: 0,
             })
             .collect();
         let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(config.command_capacity);
@@ -444,12 +506,6 @@ impl<C: Card> Engine<C> {
                 continue;
             }
             g711::decode_block(chan.law, &self.io.rx[i], &mut chan.rx);
-            if chan.echo_on {
-                // The reference is what we sent on the previous tick, still in `tx`.
-                for (r, &t) in chan.rx.iter_mut().zip(chan.tx.iter()) {
-                    *r = chan.echo.process(t, *r);
-                }
-            }
             let channel = ChannelId(i as u16);
             let events = &mut self.events;
             let stats = &self.stats;
@@ -458,6 +514,29 @@ impl<C: Card> Engine<C> {
                     stats.events_dropped.fetch_add(1, Ordering::Relaxed);
                 }
             };
+            if chan.measure_left > 0 {
+                // The raw line, before the echo canceller.
+                chan.meter.process(&chan.rx);
+                chan.measure_left -= 1;
+                if chan.measure_left == 0 {
+                    let r = chan.meter.reading();
+                    let centi = |dbm0: f32| ((dbm0 * 100.0).round() as i32).max(LEVEL_FLOOR_CDBM0);
+                    let level = LevelReport {
+                        total_cdbm0: centi(r.total_dbm0),
+                        tone_cdbm0: centi(r.tone_dbm0),
+                        peak: r.peak,
+                        blocks: chan.measure_blocks,
+                    };
+                    emit(EngineEvent::Level { channel, level });
+                }
+            }
+            let looped = chan.sources.contains(&(i as u16));
+            if chan.echo_on && !looped {
+                // The reference is what we sent on the previous tick, still in `tx`.
+                for (r, &t) in chan.rx.iter_mut().zip(chan.tx.iter()) {
+                    *r = chan.echo.process(t, *r);
+                }
+            }
             chan.dtmf.process(&chan.rx, |digit| emit(EngineEvent::Dtmf { channel, digit }));
             if chan.detect_tones {
                 chan.tones.process(&chan.rx, |tone| emit(EngineEvent::Tone { channel, tone }));
@@ -483,20 +562,31 @@ impl<C: Card> Engine<C> {
             if !self.chans[i].audio {
                 continue;
             }
+            // What the channel sends from other channels, tones, prompts and digits; its own
+            // audio when it listens to itself (a loopback) is added at the end, so that the
+            // recording has each signal once.
             let mut out = [0i16; BLOCK_SAMPLES];
+            let mut looped = false;
             for k in 0..self.chans[i].sources.len() {
                 let source = usize::from(self.chans[i].sources[k]);
+                if source == i {
+                    looped = true;
+                    continue;
+                }
                 for (o, &s) in out.iter_mut().zip(self.chans[source].rx.iter()) {
                     *o = o.saturating_add(s);
                 }
             }
             let channel = ChannelId(i as u16);
             let mut done = None;
+            // Play, digits and caller id replace what the sources send: always from the
+            // start of the block, up to here.
+            let mut covered = 0;
             let chan = &mut self.chans[i];
             match &mut chan.play {
                 Play::Idle => {}
                 Play::Tone(generator) => {
-                    generator.fill(&mut out);
+                    covered = generator.fill(&mut out);
                 }
                 Play::Prompt { index, position, repeat } => {
                     let audio = self.prompts.get(*index).unwrap_or(&[]);
@@ -513,6 +603,7 @@ impl<C: Card> Engine<C> {
                             *position = 0;
                         }
                     }
+                    covered = written;
                     if *position >= audio.len() && !*repeat {
                         done = Some(EngineEvent::PlayDone { channel });
                     }
@@ -522,7 +613,9 @@ impl<C: Card> Engine<C> {
                 chan.play = Play::Idle;
             }
             if chan.sending_dtmf {
-                if chan.generator.fill(&mut out) < BLOCK_SAMPLES && chan.generator.is_idle() {
+                let n = chan.generator.fill(&mut out);
+                covered = covered.max(n);
+                if n < BLOCK_SAMPLES && chan.generator.is_idle() {
                     chan.sending_dtmf = false;
                     done = done.or(Some(EngineEvent::DtmfSent { channel }));
                 }
@@ -532,15 +625,24 @@ impl<C: Card> Engine<C> {
                 // goes out, and silence after its end.
                 out = [0; BLOCK_SAMPLES];
                 cid.fill(&mut out);
+                covered = BLOCK_SAMPLES;
                 if cid.is_idle() {
                     self.stats.caller_id_sent.fetch_add(1, Ordering::Relaxed);
                 }
             }
             chan.tx = out;
+            if looped {
+                // The loopback: what the channel received this tick goes straight back.
+                for (t, &r) in chan.tx[covered..].iter_mut().zip(chan.rx[covered..].iter()) {
+                    *t = t.saturating_add(r);
+                }
+            }
             g711::encode_block(chan.law, &chan.tx, &mut self.io.tx[i]);
             if let Some(slot) = chan.record {
+                // Both directions mixed; a loopback's returned audio is left out, or the
+                // recording would have what the channel received twice.
                 let mut block = RecBlock { slot, samples: [0; BLOCK_SAMPLES] };
-                for ((m, &r), &t) in block.samples.iter_mut().zip(chan.rx.iter()).zip(chan.tx.iter()) {
+                for ((m, &r), &t) in block.samples.iter_mut().zip(chan.rx.iter()).zip(out.iter()) {
                     *m = r.saturating_add(t);
                 }
                 let lost = match &mut self.recorder {
@@ -572,7 +674,9 @@ impl<C: Card> Engine<C> {
             | EngineCmd::RecordStop { channel }
             | EngineCmd::SetEchoCanceller { channel, .. }
             | EngineCmd::CallerIdListen { channel, .. }
-            | EngineCmd::SendCallerId { channel, .. } => *channel,
+            | EngineCmd::SendCallerId { channel, .. }
+            | EngineCmd::PlayTestTone { channel, .. }
+            | EngineCmd::MeasureLevel { channel, .. } => *channel,
             EngineCmd::Bridge { a, b } => {
                 if !valid(*b) {
                     *b
@@ -595,6 +699,12 @@ impl<C: Card> Engine<C> {
                     });
                 }
             }
+            EngineCmd::Bridge { a, b } if a == b => {
+                self.emit(EngineEvent::CommandFailed {
+                    channel,
+                    reason: "a channel cannot be bridged with itself (listen to itself for a loopback)",
+                });
+            }
             EngineCmd::Bridge { a, b } => {
                 self.unbridge(a);
                 self.unbridge(b);
@@ -604,7 +714,8 @@ impl<C: Card> Engine<C> {
             }
             EngineCmd::Unbridge { .. } => self.unbridge(channel),
             EngineCmd::Listen { sources, .. } => {
-                if sources.iter().any(|s| !valid(*s) || *s == channel) {
+                // A channel may listen to itself: a loopback for line tests.
+                if sources.iter().any(|s| !valid(*s)) {
                     self.emit(EngineEvent::CommandFailed { channel, reason: "bad listen source" });
                 } else {
                     self.chans[i].sources = sources.iter().map(|s| s.0).collect();
@@ -651,6 +762,48 @@ impl<C: Card> Engine<C> {
                         channel,
                         reason: "no caller id receiver: not a trunk port",
                     }),
+                }
+            }
+            EngineCmd::PlayTestTone { freq_hz, level_dbm0, .. } => {
+                let refused = if !self.chans[i].audio {
+                    Some("no audio on this channel")
+                } else if freq_hz == 0 || freq_hz >= 4000 {
+                    Some("test tone frequency out of range (1-3999 Hz)")
+                } else if level_dbm0 > MAX_TEST_TONE_DBM0 {
+                    Some("test tone level too high (at most +3 dBm0)")
+                } else {
+                    None
+                };
+                match refused {
+                    Some(reason) => self.emit(EngineEvent::CommandFailed { channel, reason }),
+                    None => {
+                        let generator = ToneGenerator::single(
+                            f32::from(freq_hz),
+                            f32::from(level_dbm0),
+                            Cadence::continuous(),
+                        );
+                        self.chans[i].play = Play::Tone(generator);
+                    }
+                }
+            }
+            EngineCmd::MeasureLevel { freq_hz, blocks, .. } => {
+                let refused = if !self.chans[i].audio {
+                    Some("no audio on this channel")
+                } else if blocks == 0 {
+                    Some("a level measurement needs at least one block")
+                } else if freq_hz >= 4000 {
+                    Some("measuring frequency out of range (0-3999 Hz)")
+                } else {
+                    None
+                };
+                match refused {
+                    Some(reason) => self.emit(EngineEvent::CommandFailed { channel, reason }),
+                    None => {
+                        let chan = &mut self.chans[i];
+                        chan.meter.start((freq_hz > 0).then_some(f32::from(freq_hz)));
+                        chan.measure_left = blocks;
+                        chan.measure_blocks = blocks;
+                    }
                 }
             }
             EngineCmd::SendCallerId { message, .. } => {
@@ -885,5 +1038,312 @@ mod tests {
                 "no such channel"
             ]
         );
+    }
+
+    mod linetest {
+        use super::*;
+        use crate::dsp::level::LevelMeter;
+        use crate::dsp::tonegen::Oscillator;
+        use crate::dsp::{dbm0, dbm0_to_amplitude, saturate};
+        use std::sync::Mutex;
+        use switchboard_driver_api::{Block, ChannelInfo, Pacing};
+        use switchboard_driver_sim::{FarAction, FarEnd, FarLine, SimCard, SimConfig};
+
+        const TRUNK: ChannelId = ChannelId(0);
+        const SEAT: ChannelId = ChannelId(1);
+
+        /// What the far end of each port sends and heard.
+        #[derive(Default)]
+        struct Port {
+            /// Tones it sends: (frequency, dBm0).
+            tones: Vec<Oscillator>,
+            /// Sends back what it heard in the same tick, at this gain.
+            echo: Option<f32>,
+            /// Sends one block of a constant at this tick (counted from 1).
+            marker_at: Option<u64>,
+            heard: Vec<i16>,
+        }
+
+        /// A far end driven by the test through a mutex (the tick is not counted here).
+        #[derive(Clone, Default)]
+        struct Probe(Arc<Mutex<(u64, Vec<Port>)>>);
+
+        impl Probe {
+            fn port<R>(&self, ch: ChannelId, f: impl FnOnce(&mut Port) -> R) -> R {
+                f(&mut self.0.lock().unwrap().1[usize::from(ch.0)])
+            }
+            fn tone(&self, ch: ChannelId, freq: f32, level: f32) {
+                self.port(ch, |p| p.tones.push(Oscillator::new(freq, dbm0_to_amplitude(level))));
+            }
+            /// What the port's far end heard from tick `from` (counted from 0) on.
+            fn heard_since(&self, ch: ChannelId, from: usize) -> Vec<i16> {
+                self.port(ch, |p| p.heard[from * BLOCK_SAMPLES..].to_vec())
+            }
+        }
+
+        impl FarEnd for Probe {
+            fn tick(&mut self, ch: &ChannelInfo, _: FarLine, heard: &Block, say: &mut Block) -> FarAction {
+                let mut state = self.0.lock().unwrap();
+                if ch.id.0 == 0 {
+                    state.0 += 1;
+                }
+                let tick = state.0;
+                let p = &mut state.1[usize::from(ch.id.0)];
+                let mut linear = [0i16; BLOCK_SAMPLES];
+                g711::decode_block(ch.law, heard, &mut linear);
+                p.heard.extend_from_slice(&linear);
+                let mut out = [0i16; BLOCK_SAMPLES];
+                for (k, o) in out.iter_mut().enumerate() {
+                    let mut x: f32 = p.tones.iter_mut().map(|t| t.next_sample()).sum();
+                    if let Some(g) = p.echo {
+                        x += f32::from(linear[k]) * g;
+                    }
+                    if p.marker_at == Some(tick) {
+                        x += 5000.0;
+                    }
+                    *o = saturate(x);
+                }
+                g711::encode_block(ch.law, &out, say);
+                FarAction::None
+            }
+        }
+
+        struct Rig {
+            engine: Engine<SimCard<Probe>>,
+            ends: EngineEnds,
+            far: Probe,
+            rec: rtrb::Consumer<RecBlock>,
+        }
+
+        fn rig(law: Law, echo_canceller: bool) -> Rig {
+            let sim = SimConfig {
+                trunk_ports: 1,
+                seat_ports: 1,
+                law,
+                pacing: Pacing::FreeRunning,
+                ..SimConfig::default()
+            };
+            let far = Probe(Arc::new(Mutex::new((0, vec![Port::default(), Port::default()]))));
+            let (rec_tx, rec) = rtrb::RingBuffer::new(1000);
+            let config = EngineConfig { realtime: false, echo_canceller, ..EngineConfig::default() };
+            let card = SimCard::new(sim, far.clone());
+            let (engine, ends) = Engine::new(card, &config, Arc::new(Prompts::default()), Some(rec_tx));
+            Rig { engine, ends, far, rec }
+        }
+
+        impl Rig {
+            fn cmd(&mut self, c: EngineCmd) {
+                self.ends.commands.push(c).expect("room");
+            }
+            fn run(&mut self, ticks: u32) -> Vec<EngineEvent> {
+                let mut events = Vec::new();
+                for _ in 0..ticks {
+                    self.engine.tick().expect("the simulated card ticks");
+                    while let Ok(e) = self.ends.events.pop() {
+                        events.push(e);
+                    }
+                }
+                events
+            }
+            fn ticks(&self) -> usize {
+                self.engine.card().ticks() as usize
+            }
+            fn listen_to(&mut self, channel: ChannelId, sources: &[ChannelId]) {
+                let sources = sources.iter().copied().collect();
+                self.cmd(EngineCmd::Listen { channel, sources });
+            }
+        }
+
+        fn levels(events: &[EngineEvent]) -> Vec<(ChannelId, LevelReport)> {
+            events
+                .iter()
+                .filter_map(|e| match e {
+                    EngineEvent::Level { channel, level } => Some((*channel, *level)),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        fn failures(events: &[EngineEvent]) -> Vec<&'static str> {
+            events
+                .iter()
+                .filter_map(|e| match e {
+                    EngineEvent::CommandFailed { reason, .. } => Some(*reason),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        /// Level of the component at `freq` over the whole of `x` (one rectangular DFT bin):
+        /// equal to the RMS level only if the sine keeps its phase all along.
+        fn coherent_dbm0(x: &[i16], freq: f32) -> f32 {
+            let w = 2.0 * std::f64::consts::PI * f64::from(freq) / 8000.0;
+            let (mut re, mut im) = (0.0f64, 0.0f64);
+            for (n, &s) in x.iter().enumerate() {
+                re += f64::from(s) * (w * n as f64).cos();
+                im += f64::from(s) * (w * n as f64).sin();
+            }
+            let amplitude = 2.0 * (re * re + im * im).sqrt() / x.len() as f64;
+            crate::dsp::mean_square_to_dbm0((amplitude * amplitude / 2.0) as f32)
+        }
+
+        #[test]
+        fn a_test_tone_has_its_level_and_keeps_its_phase_across_blocks() {
+            for law in [Law::Alaw, Law::Ulaw] {
+                let mut r = rig(law, false);
+                r.cmd(EngineCmd::PlayTestTone { channel: SEAT, freq_hz: 1004, level_dbm0: -10 });
+                r.run(60);
+                // 50 blocks from the third on: 1 s, whole blocks of tone.
+                let heard = r.far.heard_since(SEAT, 3);
+                let heard = &heard[..50 * BLOCK_SAMPLES];
+                assert!((dbm0(heard) + 10.0).abs() < 0.1, "{law:?}: {}", dbm0(heard));
+                // A phase jump at block boundaries would spread the tone over other bins.
+                let coherent = coherent_dbm0(heard, 1004.0);
+                assert!((coherent + 10.0).abs() < 0.1, "{law:?}: {coherent}");
+                // Another play command replaces it, StopPlay stops it.
+                r.cmd(EngineCmd::PlayTestTone { channel: SEAT, freq_hz: 2000, level_dbm0: 0 });
+                r.run(10);
+                let mut m = LevelMeter::new();
+                m.start(Some(2000.0));
+                m.process(&r.far.heard_since(SEAT, r.ticks() - 5));
+                assert!(m.reading().tone_dbm0.abs() < 0.1, "{:?}", m.reading());
+                r.cmd(EngineCmd::StopPlay { channel: SEAT });
+                r.run(5);
+                assert!(dbm0(&r.far.heard_since(SEAT, r.ticks() - 3)) < -60.0);
+            }
+        }
+
+        #[test]
+        fn line_test_commands_with_bad_arguments_are_refused() {
+            let mut r = rig(Law::Alaw, false);
+            r.cmd(EngineCmd::PlayTestTone { channel: SEAT, freq_hz: 0, level_dbm0: -10 });
+            r.cmd(EngineCmd::PlayTestTone { channel: SEAT, freq_hz: 4000, level_dbm0: -10 });
+            r.cmd(EngineCmd::PlayTestTone { channel: SEAT, freq_hz: 1004, level_dbm0: 4 });
+            r.cmd(EngineCmd::MeasureLevel { channel: SEAT, freq_hz: 1004, blocks: 0 });
+            r.cmd(EngineCmd::MeasureLevel { channel: SEAT, freq_hz: 4000, blocks: 1 });
+            r.cmd(EngineCmd::MeasureLevel { channel: ChannelId(7), freq_hz: 1004, blocks: 1 });
+            r.cmd(EngineCmd::Bridge { a: SEAT, b: SEAT });
+            assert_eq!(
+                failures(&r.run(1)),
+                vec![
+                    "test tone frequency out of range (1-3999 Hz)",
+                    "test tone frequency out of range (1-3999 Hz)",
+                    "test tone level too high (at most +3 dBm0)",
+                    "a level measurement needs at least one block",
+                    "measuring frequency out of range (0-3999 Hz)",
+                    "no such channel",
+                    "a channel cannot be bridged with itself (listen to itself for a loopback)",
+                ]
+            );
+            // The loudest test tone does not clip.
+            r.cmd(EngineCmd::PlayTestTone { channel: SEAT, freq_hz: 1004, level_dbm0: 3 });
+            r.run(10);
+            let heard = r.far.heard_since(SEAT, 3);
+            assert!((dbm0(&heard) - 3.0).abs() < 0.1, "{}", dbm0(&heard));
+        }
+
+        #[test]
+        fn a_measurement_reads_the_raw_line_in_the_asked_number_of_blocks() {
+            for law in [Law::Alaw, Law::Ulaw] {
+                let mut r = rig(law, true);
+                // The far end sends -20 dBm0 at 1004 Hz and -10 dBm0 at 2000 Hz.
+                r.far.tone(TRUNK, 1004.0, -20.0);
+                r.far.tone(TRUNK, 2000.0, -10.0);
+                r.run(5);
+                r.cmd(EngineCmd::MeasureLevel { channel: TRUNK, freq_hz: 1004, blocks: 50 });
+                assert!(levels(&r.run(49)).is_empty());
+                let got = levels(&r.run(1));
+                let [(TRUNK, level)] = got[..] else { panic!("{law:?}: {got:?}") };
+                assert!((level.tone_cdbm0 + 2000).abs() <= 30, "{law:?}: {level:?}");
+                assert!((level.total_cdbm0 + 959).abs() <= 30, "{law:?}: {level:?}");
+                assert_eq!(level.blocks, 50);
+                let peak = dbm0_to_amplitude(-20.0) + dbm0_to_amplitude(-10.0);
+                assert!((f32::from(level.peak) - peak).abs() < peak * 0.05, "{law:?}: {level:?}");
+                // A new measurement replaces the running one; frequency 0 gives the total only.
+                r.cmd(EngineCmd::MeasureLevel { channel: TRUNK, freq_hz: 1004, blocks: 100 });
+                r.run(10);
+                r.cmd(EngineCmd::MeasureLevel { channel: TRUNK, freq_hz: 0, blocks: 5 });
+                let got = levels(&r.run(200));
+                let [(TRUNK, level)] = got[..] else { panic!("{law:?}: {got:?}") };
+                assert_eq!((level.tone_cdbm0, level.blocks), (LEVEL_FLOOR_CDBM0, 5), "{level:?}");
+                assert!((level.total_cdbm0 + 959).abs() <= 30, "{law:?}: {level:?}");
+                // A quiet line reads low, and never below the floor.
+                r.cmd(EngineCmd::MeasureLevel { channel: SEAT, freq_hz: 1004, blocks: 10 });
+                let got = levels(&r.run(10));
+                let [(SEAT, level)] = got[..] else { panic!("{law:?}: {got:?}") };
+                assert!(level.total_cdbm0 < -6000 && level.tone_cdbm0 < -6000, "{law:?}: {level:?}");
+                assert!(level.total_cdbm0 >= LEVEL_FLOOR_CDBM0, "{level:?}");
+            }
+        }
+
+        #[test]
+        fn the_echo_canceller_does_not_hide_a_returned_test_tone_from_the_meter() {
+            let mut r = rig(Law::Alaw, true);
+            // The trunk sends the tone; its far end returns it 8 dB down, one block later.
+            // The seat hears the trunk after its echo canceller.
+            r.far.port(TRUNK, |p| p.echo = Some(10f32.powf(-8.0 / 20.0)));
+            r.cmd(EngineCmd::PlayTestTone { channel: TRUNK, freq_hz: 1004, level_dbm0: -10 });
+            r.listen_to(SEAT, &[TRUNK]);
+            r.run(150);
+            r.cmd(EngineCmd::MeasureLevel { channel: TRUNK, freq_hz: 1004, blocks: 25 });
+            let got = levels(&r.run(25));
+            let [(TRUNK, level)] = got[..] else { panic!("{got:?}") };
+            assert!((level.tone_cdbm0 + 1800).abs() <= 30, "{level:?}");
+            assert!((level.total_cdbm0 + 1800).abs() <= 30, "{level:?}");
+            let after_canceller = dbm0(&r.far.heard_since(SEAT, r.ticks() - 25));
+            assert!(after_canceller < -30.0, "the canceller removed the returned tone: {after_canceller}");
+        }
+
+        #[test]
+        fn a_loopback_returns_the_line_within_the_block_and_is_recorded_once() {
+            let mut r = rig(Law::Alaw, true);
+            // The seat's echo canceller is on, and trained on a tone and its echo: it is
+            // bypassed while the seat listens to itself, and what comes back is the line.
+            r.far.port(SEAT, |p| p.echo = Some(0.25));
+            r.cmd(EngineCmd::PlayTestTone { channel: SEAT, freq_hz: 1004, level_dbm0: -10 });
+            r.run(150);
+            r.far.port(SEAT, |p| p.echo = None);
+            r.cmd(EngineCmd::StopPlay { channel: SEAT });
+            r.listen_to(SEAT, &[SEAT]);
+            r.cmd(EngineCmd::RecordStart { channel: SEAT, slot: 3 });
+            r.run(1);
+            while r.rec.pop().is_ok() {}
+            // A marker block sent at a tick comes back in the next one, at the same place.
+            let t = r.ticks() as u64;
+            r.far.port(SEAT, |p| p.marker_at = Some(t + 3));
+            r.run(6);
+            let heard = r.far.heard_since(SEAT, t as usize);
+            let loud: Vec<usize> = (0..6).filter(|b| heard[b * BLOCK_SAMPLES] > 4000).collect();
+            // Far-end tick t+3 is the card's (t+3)th tick, whose block the engine sends back
+            // in the same tick; the far end hears it in tick t+4, its index t+3 from 0.
+            assert_eq!(loud, vec![3], "{:?}", &heard.iter().step_by(160).collect::<Vec<_>>());
+            assert!(heard[3 * BLOCK_SAMPLES..4 * BLOCK_SAMPLES].iter().all(|&s| (4900..5100).contains(&s)));
+            // A tone from the far end comes back at its level, and is recorded once.
+            r.far.tone(SEAT, 1004.0, -10.0);
+            r.run(60);
+            let back = r.far.heard_since(SEAT, r.ticks() - 50);
+            assert!((dbm0(&back) + 10.0).abs() < 0.2, "{}", dbm0(&back));
+            assert!((coherent_dbm0(&back, 1004.0) + 10.0).abs() < 0.2);
+            let mut recorded = Vec::new();
+            while let Ok(b) = r.rec.pop() {
+                assert_eq!(b.slot, 3);
+                recorded.extend_from_slice(&b.samples);
+            }
+            let tail = &recorded[recorded.len() - 50 * BLOCK_SAMPLES..];
+            assert!((dbm0(tail) + 10.0).abs() < 0.2, "recorded at {}", dbm0(tail));
+            // A test tone replaces the loopback; StopPlay brings it back.
+            r.cmd(EngineCmd::PlayTestTone { channel: SEAT, freq_hz: 2000, level_dbm0: -20 });
+            r.run(10);
+            let mut m = LevelMeter::new();
+            m.start(Some(1004.0));
+            m.process(&r.far.heard_since(SEAT, r.ticks() - 5));
+            assert!(m.reading().tone_dbm0 < -50.0, "{:?}", m.reading());
+            assert!((m.reading().total_dbm0 + 20.0).abs() < 0.2, "{:?}", m.reading());
+            // Unbridging ends the loopback.
+            r.cmd(EngineCmd::StopPlay { channel: SEAT });
+            r.cmd(EngineCmd::Unbridge { channel: SEAT });
+            r.run(10);
+            assert!(dbm0(&r.far.heard_since(SEAT, r.ticks() - 5)) < -60.0);
+        }
     }
 }

@@ -6,7 +6,9 @@
 //! port, and once answered the caller types digits, plays a WAV file and hangs up. On a seat
 //! port it is a phone: it rings, shows the FSK caller id it gets while ringing on its display,
 //! answers after a delay, and hangs up on command. On every port it listens to what the
-//! switch sends and reports the digits, tones and speech it hears. It runs inside the card's
+//! switch sends and reports the digits, tones and speech it hears; for line tests it can also
+//! type digits on an idle line and send back what it hears (`FarCommand::Echo`, a loop-back
+//! plug), whatever the line's state. It runs inside the card's
 //! tick on the real-time thread, so it is driven through fixed-capacity rings and never
 //! allocates: WAV audio arrives as a shared buffer and goes back to the control plane to be
 //! freed there, and caller id frames are built and decoded in fixed-size buffers.
@@ -208,16 +210,22 @@ pub enum FarCommand {
     Hangup { channel: ChannelId },
     /// Seat port: lift the handset.
     OffHook { channel: ChannelId },
-    /// Type digits on a connected line.
+    /// Type digits on the line, whatever its state: in a call, or on an idle port (a
+    /// technician's test set).
     Dial { channel: ChannelId, digits: heapless::String<MAX_DIGITS> },
     /// Seat port: answer automatically this long after ringing starts (None: never).
     AutoAnswer { channel: ChannelId, after_ms: Option<u32> },
     /// Play one of the zone's call-progress tones into the line until told otherwise
     /// (None: stop).
     Tone { channel: ChannelId, tone: Option<ProgressTone> },
-    /// Record what the far end hears into `buffer` until it is full; the buffer comes back
-    /// through [`FarEndHandle::captured`].
+    /// Record what the far end hears into `buffer` until it is full, whatever the state of
+    /// the line (an idle port too); the buffer comes back through [`FarEndHandle::captured`].
     Record { channel: ChannelId, buffer: Box<[i16]> },
+    /// Send back what the far end hears, `loss_db` dB down, on top of whatever else it
+    /// sends (None: stop): a loop-back plug, or the hybrid echo of the far end of a line.
+    /// It works whatever the state of the line and whether or not a call is up; what the
+    /// far end heard in one tick goes back in the next.
+    Echo { channel: ChannelId, loss_db: Option<u8> },
     /// How the exchange presents caller id on every trunk port, for the calls placed after
     /// this command.
     Exchange(ExchangeSettings),
@@ -334,6 +342,8 @@ struct Port {
     fsk_due: Option<u32>,
     /// Seat: the phone's caller id display, decoding what the switch sends while it rings.
     display: Option<Box<CallerIdReceiver>>,
+    /// The gain at which the far end sends back what it hears (`FarCommand::Echo`).
+    echo_gain: Option<f32>,
 }
 
 impl Port {
@@ -444,6 +454,7 @@ impl FarEndSim {
                 fsk_due: None,
                 display: (c.kind == ChannelKind::FxsSeat)
                     .then(|| Box::new(CallerIdReceiver::for_standard(Standard::Bellcore))),
+                echo_gain: None,
             })
             .collect();
         let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(256);
@@ -529,7 +540,8 @@ impl FarEndSim {
                 | FarCommand::Dial { channel, .. }
                 | FarCommand::AutoAnswer { channel, .. }
                 | FarCommand::Tone { channel, .. }
-                | FarCommand::Record { channel, .. } => *channel,
+                | FarCommand::Record { channel, .. }
+                | FarCommand::Echo { channel, .. } => *channel,
                 // Taken above: it is for the whole exchange, not one port.
                 FarCommand::Exchange(_) => continue,
             };
@@ -628,6 +640,14 @@ impl FarEndSim {
                         if self.captured.push((channel, old)).is_err() {
                             self.reports_dropped.fetch_add(1, Ordering::Relaxed);
                         }
+                    }
+                }
+                FarCommand::Echo { loss_db, .. } => {
+                    let p = &mut self.ports[i];
+                    if p.kind == ChannelKind::E1Signalling {
+                        self.report(FarReport::Refused { channel, reason: "not an audio port" });
+                    } else {
+                        p.echo_gain = loss_db.map(|db| 10f32.powf(-f32::from(db) / 20.0));
                     }
                 }
                 FarCommand::Exchange(_) => {}
@@ -751,6 +771,12 @@ impl FarEndSim {
         if p.sending && p.generator.fill(&mut out) < BLOCK_SAMPLES && p.generator.is_idle() {
             p.sending = false;
             digits_done = true;
+        }
+        if let Some(gain) = p.echo_gain {
+            // What the switch sent during the last tick comes back, attenuated.
+            for (o, &h) in out.iter_mut().zip(p.heard.iter()) {
+                *o = crate::dsp::saturate(f32::from(*o) + f32::from(h) * gain);
+            }
         }
         if let Some(tx) = p.fsk.as_deref_mut().filter(|tx| !tx.is_idle()) {
             // The line is on-hook: the caller id burst is all that is on it.

@@ -14,8 +14,10 @@ mod fsk;
 mod harness;
 mod hw;
 mod ivr;
+mod linetest;
 mod pri;
 mod reports;
+mod shell;
 mod store;
 
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -477,6 +477,20 @@ impl Core {
     /// Loads the flows again. Calls in flows keep the set they started with (their `Run`
     /// holds its `Arc`); new calls get the new one. A set with errors is refused whole and
     /// the old one stays.
+    /// Takes a reloaded configuration's IVR settings and web services; the flows are loaded
+    /// again by [`Core::reload_flows`] next.
+    pub(super) fn set_ivr_config(&mut self, config: &Config) -> Result<(), String> {
+        if self.ivr.web.is_none() && !config.webservices.is_empty() {
+            self.ivr.web =
+                Some(WebClient::new().map_err(|e| format!("cannot start the web-service client: {e}"))?);
+        }
+        self.ivr.services =
+            config.webservices.iter().map(|s| (s.name.clone(), Arc::new(s.clone()))).collect();
+        self.ivr.utc_offset = config.ivr.utc_offset;
+        self.ivr.config = config.clone();
+        Ok(())
+    }
+
     pub(super) async fn reload_flows(&mut self) -> Result<serde_json::Value, String> {
         let set = load_flows(&self.ivr.config, Some(&self.ivr.sets)).map_err(|errors| {
             warn!("flows not reloaded: {}", errors.join("; "));

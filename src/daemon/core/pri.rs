@@ -79,6 +79,14 @@ pub(super) struct PriSpans {
     simulated: bool,
 }
 
+impl PriSpans {
+    /// Whether the D-channel link of the span with this card index is up (None: the span
+    /// does not run PRI).
+    pub(super) fn link_up(&self, card_span: u16) -> Option<bool> {
+        self.spans.iter().find(|s| s.card_span == card_span).map(|s| s.stack.is_link_up())
+    }
+}
+
 /// Starts a D-channel task for every E1 span configured for PRI: on the simulated card each
 /// listens at `DATA_DIR/e1-span<N>.sock`; on a DAHDI card each reads and writes the span's
 /// D-channel from `dchannels`. Returns the spans and the frames' channel.
@@ -602,6 +610,8 @@ impl Core {
             i64::from(alarms.any()),
             format!("SPAN:{number}|ALARM:{text}|"),
         );
+        let at = time::OffsetDateTime::now_utc();
+        self.alarms.set(card_span, &text, at);
         let _ = self.notices.send(crate::control::protocol::Notice::SpanAlarm { span: number, alarm: text });
     }
 
