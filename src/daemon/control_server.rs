@@ -270,5 +270,5 @@ async fn shell_connection(
         let config = shell.settings.borrow();
         super::shell::settings_for(&config, &shell.hostname, "the control socket", false)
     };
-    super::shell::run_session(stream, settings, Some(user.to_string()), shell, &leftover, None).await
+    super::shell::run_session(stream, settings, Some(user.to_string()), shell, &leftover, None, None).await
 }

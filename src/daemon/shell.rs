@@ -19,7 +19,7 @@ use tracing::{info, warn};
 
 use crate::config::{Parity, SerialConfig, ShellConfig};
 use crate::shell::command::{Command, LogLevel};
-use crate::shell::session::{Output, Session, SessionSettings, State};
+use crate::shell::session::{LockoutState, Output, Session, SessionSettings, State};
 use crate::store::{Role, StoreHandle};
 
 /// A message from a shell session to the core.
@@ -112,6 +112,7 @@ pub(crate) async fn run_session<IO>(
     shared: Arc<ShellShared>,
     leftover: &[u8],
     gone: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
+    lockout: Option<&mut LockoutState>,
 ) -> std::io::Result<()>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
@@ -124,6 +125,9 @@ where
     let login = settings.login;
     let started = Instant::now();
     let mut session = Session::new(settings, started);
+    if let Some(state) = &lockout {
+        session.carry_lockout(started, **state);
+    }
     // Who is logged in: the login name on a serial port, the local user on the socket.
     let mut who = user;
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<ShellOut>();
@@ -232,6 +236,9 @@ where
         }
     }
     .await;
+    if let Some(state) = lockout {
+        *state = session.lockout_state();
+    }
     // The line is gone: a line test it started stops, and the port goes back in service.
     match running {
         Some(Running::Core(job)) => {
@@ -368,6 +375,8 @@ pub(crate) async fn run_once(
 pub(crate) async fn serve_serial(port: SerialConfig, shared: Arc<ShellShared>) {
     let name = port.device.display().to_string();
     let mut failures = 0u32;
+    // Wrong logins survive the line going away: unplugging must not reset a lockout.
+    let mut lockout = LockoutState::default();
     loop {
         match open_serial(&port) {
             Ok(stream) => {
@@ -381,7 +390,17 @@ pub(crate) async fn serve_serial(port: SerialConfig, shared: Arc<ShellShared>) {
                     settings_for(&config, &shared.hostname, &name, true)
                 };
                 let gone = device_gone(port.device.clone(), identity(&stream));
-                match run_session(stream, settings, None, shared.clone(), &[], Some(Box::pin(gone))).await {
+                match run_session(
+                    stream,
+                    settings,
+                    None,
+                    shared.clone(),
+                    &[],
+                    Some(Box::pin(gone)),
+                    Some(&mut lockout),
+                )
+                .await
+                {
                     Ok(()) => warn!("serial port {name} hung up; waiting for it to come back"),
                     Err(e) => warn!("serial port {name} lost: {e}; waiting for it to come back"),
                 }

@@ -243,10 +243,10 @@ pub static COMMANDS: &[Spec] = &[
     Spec {
         words: &["show", "spans"],
         usage: "show spans",
-        summary: "Spans: state, alarms and error counters",
-        help: "Lists every span of the configured cards: its kind, whether it is up, its alarms \
-               (red, yellow, blue, loss of signal) and the error counters the driver reports. \
-               A PRI span also shows the state of its D-channel.",
+        summary: "Spans: kind, channels, D-channel state and alarms",
+        help: "Lists every span of the configured cards: its kind (analog, E1, sound), its \
+               number of channels, its alarm (red, yellow, blue, loss of signal; a sound \
+               device unplugged) or OK. A PRI span also shows whether its D-channel is up.",
         example: "show spans",
         arg_words: &[],
         parse: |a| a.run(Command::ShowSpans),
@@ -281,9 +281,10 @@ pub static COMMANDS: &[Spec] = &[
     Spec {
         words: &["show", "agents"],
         usage: "show agents",
-        summary: "Agents logged in: seat, state and time in state",
-        help: "Lists the agents logged in with their seat, their state (available, on a call, \
-               wrap-up, paused) and how long they have been in it.",
+        summary: "Seats with their agent and agent state",
+        help: "Lists every seat (phone or headset) with the agent logged in on it, if any, \
+               the agent's state (idle, ringing, talking, held, wrap-up, paused, monitoring) \
+               and the reason given for a pause.",
         example: "show agents",
         arg_words: &[],
         parse: |a| a.run(Command::ShowAgents),
@@ -301,9 +302,10 @@ pub static COMMANDS: &[Spec] = &[
     Spec {
         words: &["show", "alarms"],
         usage: "show alarms",
-        summary: "Active alarms of spans, channels and devices",
-        help: "Lists the alarms active now (span alarms, unplugged sound devices, channels out \
-               of service) with the time each was raised.",
+        summary: "Alarms now and recent changes; blocked ports",
+        help: "Lists the alarms active now (span alarms, unplugged sound devices) with the \
+               time each was raised, the last alarm changes, and the ports blocked for \
+               maintenance.",
         example: "show alarms",
         arg_words: &[],
         parse: |a| a.run(Command::ShowAlarms),

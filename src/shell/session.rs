@@ -16,6 +16,15 @@ use std::time::{Duration, Instant};
 use super::command::{self, Action, Completion, Local, ParseError};
 use super::editor::{EditorEvent, LineEditor};
 
+/// Wrong logins and lockouts, carried from one session to the next on the same line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LockoutState {
+    pub failures: u32,
+    pub lockouts: u32,
+    /// When the lockout in force ends, if one is.
+    pub until: Option<Instant>,
+}
+
 /// Keys kept while a command runs; more are dropped.
 const MAX_TYPEAHEAD: usize = 4096;
 
@@ -159,6 +168,28 @@ impl Session {
             session.enter_ready();
         }
         session
+    }
+
+    /// The wrong logins and lockouts so far, to hand on to the next session on the same
+    /// line ([`Session::carry_lockout`]): pulling the cable must not reset the lockout.
+    pub fn lockout_state(&self) -> LockoutState {
+        let until = match self.phase {
+            Phase::Locked { until } => Some(until),
+            _ => None,
+        };
+        LockoutState { failures: self.failures, lockouts: self.lockouts, until }
+    }
+
+    /// Takes on a previous session's wrong logins and lockouts; a lockout still running goes
+    /// on in this session.
+    pub fn carry_lockout(&mut self, now: Instant, state: LockoutState) {
+        self.failures = state.failures;
+        self.lockouts = state.lockouts;
+        if let Some(until) = state.until.filter(|u| *u > now) {
+            self.phase = Phase::Locked { until };
+            let left = until.saturating_duration_since(now);
+            self.write_line(&format!("Locked for {} more seconds.", ceil_secs(left)));
+        }
     }
 
     /// Where the session is.
@@ -920,6 +951,59 @@ mod tests {
         assert_eq!(t.s.state(), State::LoggedOut);
         t.login("tech", "c", false);
         assert!(t.screen.ends_with("locked for 60 seconds\r\n"));
+    }
+
+    #[test]
+    fn a_lockout_carries_over_to_the_next_session_on_the_line() {
+        let mut t = T::new(settings(true));
+        for pw in ["a", "b", "c"] {
+            t.login("tech", pw, false);
+        }
+        assert_eq!(t.s.state(), State::Locked);
+        t.now += Duration::from_secs(10);
+        let state = t.s.lockout_state();
+        assert_eq!(state.until, Some(t.now + Duration::from_secs(50)));
+
+        // The cable is pulled and plugged back: a new session on the same line.
+        let mut u = T::new(settings(true));
+        u.now = t.now;
+        u.s.carry_lockout(u.now, state);
+        assert_eq!(u.s.state(), State::Locked);
+        assert_eq!(u.drain().0, "Locked for 50 more seconds.\r\n");
+        assert_eq!(u.type_("tech\rok\r"), (String::new(), vec![]));
+        u.advance(50);
+        assert_eq!(u.s.state(), State::LoggedOut);
+        // The count goes on: the next lockout is the doubled one.
+        for pw in ["a", "b", "c"] {
+            u.login("tech", pw, false);
+        }
+        assert!(u.screen.ends_with("locked for 120 seconds\r\n"), "{}", u.screen);
+        // A lockout that ended while the line was away does not come back.
+        let mut v = T::new(settings(true));
+        v.now = u.now + Duration::from_secs(200);
+        v.s.carry_lockout(v.now, u.s.lockout_state());
+        assert_eq!(v.s.state(), State::LoggedOut);
+    }
+
+    #[test]
+    fn keys_typed_while_a_command_runs_run_after_it() {
+        let mut t = T::logged_in();
+        assert_eq!(t.run("show version"), Command::ShowVersion);
+        // Typed ahead: two commands; nothing happens until the first one ends.
+        assert_eq!(t.type_("show calls\rshow spans\r"), (String::new(), vec![]));
+        t.s.reply(t.now, vec!["Switchboard 0.1.0".into()]);
+        let (_, out) = t.drain();
+        assert_eq!(out, vec![Output::Run(Command::ShowCalls)]);
+        t.s.stream(t.now, vec!["...".into()]);
+        t.s.done(t.now, None);
+        let (_, out) = t.drain();
+        assert_eq!(out, vec![Output::Run(Command::ShowSpans)]);
+        // Ctrl-C stops the command and forgets what was typed after it.
+        t.type_("show alarms\r\x03");
+        t.s.done(t.now, None);
+        let (_, out) = t.drain();
+        assert_eq!(out, vec![]);
+        assert_eq!(t.s.state(), State::Ready);
     }
 
     #[test]

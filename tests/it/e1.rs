@@ -361,6 +361,16 @@ async fn agents_call_out_over_the_span_and_the_span_survives_the_exchange_restar
     assert!(alarm["alarm"].as_str().unwrap_or_default().contains("los"), "{alarm}");
     let ended = tokio::task::block_in_place(|| notice_until(&mut watch, |n| n["type"] == "call_ended"));
     assert!(ended.is_some(), "the call on the span in alarm ended");
+    // The technician's shell shows it too.
+    let shell = |line: &str| {
+        let r = d.request(serde_json::json!({"cmd": "shell", "run": line}));
+        assert_eq!(r["ok"], true, "{r}");
+        r["result"]["lines"].to_string()
+    };
+    let alarms = tokio::task::block_in_place(|| shell("show alarms"));
+    assert!(alarms.contains("span 2") && alarms.contains("los"), "{alarms}");
+    let spans = tokio::task::block_in_place(|| shell("show spans"));
+    assert!(spans.contains("PRI, down"), "{spans}");
 
     let x = tokio::task::block_in_place(|| {
         let x = Exchange::start(&socket);

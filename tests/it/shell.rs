@@ -113,17 +113,17 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 /// The prompt, with the host name the test configurations set.
 const PROMPT: &str = "pbx-test> ";
 
-fn config_with_serial(link: &Path, extra: &str) -> String {
+fn config_with_serial(link: &Path, lockout_seconds: u32) -> String {
     format!(
-        "{FAST_CONFIG}\n[shell]\nhostname = \"pbx-test\"\nmax_failures = 2\nlockout_seconds = 2\n{extra}\n\n[[serial]]\ndevice = \"{}\"\n",
+        "{FAST_CONFIG}\n[shell]\nhostname = \"pbx-test\"\nmax_failures = 2\nlockout_seconds = {lockout_seconds}\n\n[[serial]]\ndevice = \"{}\"\n",
         link.display()
     )
 }
 
-fn daemon_with_serial(extra: &str) -> (Daemon, PathBuf, Terminal) {
+fn daemon_with_serial(lockout_seconds: u32) -> (Daemon, PathBuf, Terminal) {
     let mut d = Daemon::prepare("");
     let link = d.data().join("ttyTECH");
-    std::fs::write(&d.config, config_with_serial(&link, extra)).unwrap();
+    std::fs::write(&d.config, config_with_serial(&link, lockout_seconds)).unwrap();
     let term = Terminal::plug(&link);
     d.add_agents(&[(TECH, Role::Admin, TECH_PW), ("1001", Role::Agent, TECH_PW)]);
     d.spawn();
@@ -140,7 +140,7 @@ fn assert_fits(out: &str) {
 
 #[test]
 fn a_technician_logs_in_on_the_serial_port_and_runs_every_command() {
-    let (d, _link, mut t) = daemon_with_serial("");
+    let (d, _link, mut t) = daemon_with_serial(2);
     let banner = t.expect("login: ", Duration::from_secs(20));
     assert!(banner.contains("maintenance shell"), "{banner:?}");
     t.send(format!("{TECH}\r").as_bytes());
@@ -222,7 +222,7 @@ fn a_technician_logs_in_on_the_serial_port_and_runs_every_command() {
 
 #[test]
 fn wrong_passwords_lock_the_port_for_a_while() {
-    let (d, _link, mut t) = daemon_with_serial("");
+    let (d, _link, mut t) = daemon_with_serial(2);
     for _ in 0..2 {
         t.expect("login: ", Duration::from_secs(20));
         t.send(format!("{TECH}\r").as_bytes());
@@ -245,8 +245,27 @@ fn wrong_passwords_lock_the_port_for_a_while() {
 }
 
 #[test]
+fn pulling_the_cable_does_not_end_a_lockout() {
+    let (_d, link, mut t) = daemon_with_serial(30);
+    for _ in 0..2 {
+        t.expect("login: ", Duration::from_secs(20));
+        t.send(format!("{TECH}\r").as_bytes());
+        t.expect("Password: ", Duration::from_secs(5));
+        t.send(b"guess\r");
+    }
+    t.expect("locked for 30 seconds", Duration::from_secs(10));
+    drop(t);
+    let mut t = Terminal::plug(&link);
+    let out = t.expect("more seconds", Duration::from_secs(10));
+    assert!(out.contains("Locked for"), "{out}");
+    t.send(format!("{TECH}\r{TECH_PW}\r").as_bytes());
+    let out = t.drain();
+    assert!(!out.contains(PROMPT), "{out}");
+}
+
+#[test]
 fn line_noise_and_binary_bytes_neither_crash_the_daemon_nor_wedge_the_shell() {
-    let (mut d, _link, mut t) = daemon_with_serial("");
+    let (mut d, _link, mut t) = daemon_with_serial(2);
     t.expect("login: ", Duration::from_secs(20));
     // Noise at the login prompt: every byte value, then pseudo-random bytes.
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -284,7 +303,7 @@ fn line_noise_and_binary_bytes_neither_crash_the_daemon_nor_wedge_the_shell() {
 
 #[test]
 fn the_shell_comes_back_when_the_serial_port_vanishes_and_returns() {
-    let (mut d, link, mut t) = daemon_with_serial("");
+    let (mut d, link, mut t) = daemon_with_serial(2);
     t.login();
     // A command is running (listening for digits) when the cable is pulled.
     t.send(b"test dtmf detect 1 30\r");

@@ -386,6 +386,26 @@ impl Core {
                 ));
             }
         }
+        let blocked: Vec<String> = self
+            .info
+            .channels
+            .iter()
+            .filter(|c| self.calls.is_blocked(c.id) && !self.line_tests.contains_key(&c.id))
+            .map(|c| c.id.port().to_string())
+            .collect();
+        if !blocked.is_empty() {
+            lines.push(String::new());
+            // Wrapped so that a long list still fits 80 columns.
+            let mut line = "Blocked for maintenance: ports".to_string();
+            for port in blocked {
+                if line.len() + port.len() + 1 > 78 {
+                    lines.push(std::mem::replace(&mut line, "  ".into()));
+                }
+                line.push(' ');
+                line.push_str(&port);
+            }
+            lines.push(line);
+        }
         if !self.alarms.history.is_empty() {
             lines.push(String::new());
             lines.push("Recent changes:".into());

@@ -83,7 +83,8 @@ impl PriSpans {
     /// Whether the D-channel link of the span with this card index is up (None: the span
     /// does not run PRI).
     pub(super) fn link_up(&self, card_span: u16) -> Option<bool> {
-        self.spans.iter().find(|s| s.card_span == card_span).map(|s| s.stack.is_link_up())
+        // A span in alarm has no layer 1: its link is down whatever Q.921 still believes.
+        self.spans.iter().find(|s| s.card_span == card_span).map(|s| !s.alarm && s.stack.is_link_up())
     }
 }
 
