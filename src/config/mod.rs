@@ -1670,6 +1670,61 @@ mod tests {
     }
 
     #[test]
+    fn serial_ports_shell_and_drain_settings_are_checked_with_their_keys() {
+        let base = "[card]\ndriver = \"sim\"\n[ivr]\nflows = \"/nonexistent\"\n";
+        let good = format!(
+            "{base}[daemon]\ndrain_seconds = 5\n[shell]\nidle_minutes = 2\nhostname = \"pbx\"\n\
+             [[serial]]\ndevice = \"/dev/ttyS0\"\n[[serial]]\ndevice = \"/dev/ttyUSB0\"\nspeed = 9600\nparity = \"even\"\ndata_bits = 7\n"
+        );
+        let c = Config::parse(&good, "x.toml").expect("valid");
+        assert_eq!(c.drain, Duration::from_secs(5));
+        assert_eq!(c.shell.idle, Duration::from_secs(120));
+        assert_eq!(c.shell.serial.len(), 2);
+        assert_eq!(c.shell.serial[0].speed, 115_200, "8N1 at 115200 by default");
+        assert_eq!((c.shell.serial[0].parity, c.shell.serial[0].data_bits), (Parity::None, 8));
+        assert_eq!(
+            (c.shell.serial[1].speed, c.shell.serial[1].parity, c.shell.serial[1].data_bits),
+            (9600, Parity::Even, 7)
+        );
+
+        let bad = format!(
+            "{base}[daemon]\ndrain_seconds = 7200\n[shell]\nmax_failures = 0\n\
+             [[serial]]\ndevice = \"/dev/ttyS0\"\nspeed = 12345\nparity = \"mark\"\n[[serial]]\ndevice = \"/dev/ttyS0\"\n[log]\nlevel = \"loud\"\n"
+        );
+        let e = Config::parse(&bad, "x.toml").unwrap_err();
+        let keys: Vec<&str> = e.0.iter().map(|e| e.key.as_str()).collect();
+        for key in [
+            "daemon.drain_seconds",
+            "shell.max_failures",
+            "serial[0].speed",
+            "serial[0].parity",
+            "serial[1].device",
+            "log.level",
+        ] {
+            assert!(keys.contains(&key), "{key} in {keys:?}");
+        }
+        assert!(e.0.iter().all(|e| e.line > 0), "{e}");
+    }
+
+    #[test]
+    fn a_reload_names_what_waits_for_a_restart() {
+        let a = Config::builtin().unwrap();
+        let mut b = a.clone();
+        b.log_level = "debug".into();
+        b.drain = Duration::from_secs(1);
+        assert!(restart_needed(&a, &b).is_empty(), "log level and drain time apply at once");
+        b.agent.wrap_up = Duration::from_secs(99);
+        b.shell.serial.push(SerialConfig {
+            device: "/dev/ttyS1".into(),
+            speed: 115_200,
+            parity: Parity::None,
+            data_bits: 8,
+            stop_bits: 1,
+        });
+        assert_eq!(restart_needed(&a, &b), ["[agent]", "[[serial]]"]);
+    }
+
+    #[test]
     fn unknown_key_names_file_line_and_key() {
         let text = "[card]\ndriver = \"sim\"\n\n[sim]\ntrunk_ports = 2\nbogus = 1\n";
         let e = Config::parse(text, "x.toml").unwrap_err();
