@@ -299,6 +299,15 @@ fn parse_role(s: &str) -> Result<switchboard::store::Role, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The client commands' output is often piped into `head` or `grep -q`: a closed pipe ends
+    // them quietly, as it does any Unix tool, instead of a panic in println!. The daemon
+    // keeps Rust's default (SIGPIPE ignored), so that a client going away is just an error.
+    if !matches!(cli.command, Command::Run { .. }) {
+        // SAFETY: called before any other thread exists; SIG_DFL is a valid disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

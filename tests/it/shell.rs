@@ -221,6 +221,32 @@ fn a_technician_logs_in_on_the_serial_port_and_runs_every_command() {
 }
 
 #[test]
+fn the_serial_port_gets_the_configured_speed_and_framing() {
+    let mut d = Daemon::prepare("");
+    let link = d.data().join("ttyTECH");
+    let config = format!(
+        "{FAST_CONFIG}\n[[serial]]\ndevice = \"{}\"\nspeed = 9600\nparity = \"even\"\ndata_bits = 7\nstop_bits = 2\n",
+        link.display()
+    );
+    std::fs::write(&d.config, config).unwrap();
+    let mut t = Terminal::plug(&link);
+    d.spawn();
+    t.expect("login: ", Duration::from_secs(20));
+    // On a pty the master reads the line settings the daemon gave the slave. The speed is
+    // set the termios2 way (any rate), so it is read that way too.
+    use nix::sys::termios::{tcgetattr, ControlFlags};
+    let mut t2: libc::termios2 = unsafe { std::mem::zeroed() };
+    // SAFETY: TCGETS2 fills a termios2 on a valid terminal descriptor.
+    let rc = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&t.master), libc::TCGETS2, &mut t2) };
+    assert_eq!(rc, 0);
+    assert_eq!(t2.c_ospeed, 9600);
+    // A pty keeps 8 data bits and no parity whatever it is told (the kernel's
+    // pty_set_termios), so of the framing only the stop bits show here.
+    let c = tcgetattr(&t.master).unwrap().control_flags;
+    assert!(c.contains(ControlFlags::CSTOPB), "two stop bits: {c:?}");
+}
+
+#[test]
 fn wrong_passwords_lock_the_port_for_a_while() {
     let (d, _link, mut t) = daemon_with_serial(2);
     for _ in 0..2 {
