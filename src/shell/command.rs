@@ -372,9 +372,11 @@ pub static COMMANDS: &[Spec] = &[
         usage: "test tone PORT [SECONDS] [DBM0]",
         summary: "Send a 1004 Hz tone and measure the level received",
         help: "Sends a 1004 Hz test tone on the channel at DBM0 (-60 to 3, default -10 dBm0) \
-               for SECONDS seconds (1 to 600, default 5) and reports every second the level \
-               received. On a line looped at the far end the difference is the line's loss. \
-               The channel must be idle.",
+               for SECONDS seconds (1 to 600, default 5) and measures what comes back: the \
+               level at 1004 Hz, the level in all, the peak, and the difference from what was \
+               sent. On a line looped at the far end that is the line's loss; on a 2-wire line \
+               with nothing at the far end, its echo return loss. The channel must be idle; \
+               an analog trunk is taken off-hook for the test.",
         example: "test tone 3 5 -10",
         arg_words: &[],
         parse: |a| {
@@ -415,9 +417,9 @@ pub static COMMANDS: &[Spec] = &[
     Spec {
         words: &["test", "record"],
         usage: "test record PORT [SECONDS]",
-        summary: "Record what a channel receives to a WAV file",
-        help: "Records what the channel receives for SECONDS seconds (1 to 600, default 10) \
-               to a WAV file in the recordings directory and shows its name.",
+        summary: "Record a channel, both directions, to a WAV file",
+        help: "Records what the channel receives and sends, mixed, for SECONDS seconds (1 to \
+               600, default 10) to DATA_DIR/line-tests/portN-DATE-TIME.wav and shows its name.",
         example: "test record 3 60",
         arg_words: &[],
         parse: |a| {

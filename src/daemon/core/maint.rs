@@ -174,8 +174,8 @@ impl Core {
                 return self.start_line_test(now, job, port, seconds, TestKind::Loopback, out).map(|()| None)
             }
             Command::TestTone { port, seconds, level_dbm0 } => {
-                if !(-40..=0).contains(&level_dbm0) {
-                    return Err(format!("test tone: level {level_dbm0} dBm0 is not between -40 and 0"));
+                if !(-60..=3).contains(&level_dbm0) {
+                    return Err(format!("test tone: level {level_dbm0} dBm0 is not between -60 and 3"));
                 }
                 return self
                     .start_line_test(now, job, port, seconds, TestKind::Tone { level_dbm0 }, out)
