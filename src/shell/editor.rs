@@ -231,11 +231,7 @@ impl LineEditor {
             // change what they mean here.
             0x40..=0x7E => {
                 self.escape = Escape::None;
-                match byte {
-                    b'A' => Some(EditorEvent::HistoryPrev),
-                    b'B' => Some(EditorEvent::HistoryNext),
-                    _ => None,
-                }
+                arrow(byte)
             }
             // ECMA-48 says a control byte inside a sequence is acted upon; acting on it and
             // dropping the sequence keeps Ctrl-C and CR working whatever came before.
@@ -250,11 +246,7 @@ impl LineEditor {
         match byte {
             0x20..=0x7E => {
                 self.escape = Escape::None;
-                match byte {
-                    b'A' => Some(EditorEvent::HistoryPrev),
-                    b'B' => Some(EditorEvent::HistoryNext),
-                    _ => None,
-                }
+                arrow(byte)
             }
             _ => {
                 self.escape = Escape::None;
@@ -338,6 +330,16 @@ impl LineEditor {
 /// Whether a character may be in a line.
 fn is_printable(c: char) -> bool {
     matches!(c, ' '..='~')
+}
+
+/// What the final byte of an escape sequence means: Up and Down walk the history; the
+/// other keys (Left, Right, function keys) do nothing on a line this simple.
+fn arrow(byte: u8) -> Option<EditorEvent> {
+    match byte {
+        b'A' => Some(EditorEvent::HistoryPrev),
+        b'B' => Some(EditorEvent::HistoryNext),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
