@@ -202,27 +202,21 @@ impl Drain {
 
     /// Completes when the drain time is over or a second signal comes.
     async fn wait(&mut self) {
-        let again = async {
-            match self.again.as_mut() {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        };
-        let interrupt = async {
-            match self.interrupt.as_mut() {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
             _ = tokio::time::sleep_until(self.until) => info!("the drain time is over: stopping with calls still up"),
-            _ = again => info!("second SIGTERM: stopping now"),
-            _ = interrupt => info!("interrupted: stopping now"),
+            _ = next_signal(&mut self.again) => info!("second SIGTERM: stopping now"),
+            _ = next_signal(&mut self.interrupt) => info!("interrupted: stopping now"),
         }
+    }
+}
+
+/// The next delivery of a signal this daemon could watch; never, if it could not.
+async fn next_signal(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
     }
 }
 
@@ -660,7 +654,7 @@ impl Running {
                         break;
                     }
                 }
-                Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                () = next_signal(&mut hangup) => {
                     info!("SIGHUP: reloading the configuration and the flows");
                     // The outcome is logged either way by the reload itself.
                     let _ = core.reload_config().await;

@@ -162,9 +162,9 @@ impl<S: Subscriber> Layer<S> for Keeper {
         let Some(logs) = LOGS.get() else { return };
         let mut message = Message(String::new());
         event.record(&mut message);
-        let now = time::OffsetDateTime::now_utc();
-        let time =
-            format!("{:02}:{:02}:{:02}.{:03}", now.hour(), now.minute(), now.second(), now.millisecond());
+        let time = time::OffsetDateTime::now_utc()
+            .format(time::macros::format_description!("[hour]:[minute]:[second].[subsecond digits:3]"))
+            .unwrap_or_default();
         let meta = event.metadata();
         logs.keep(LogLine {
             time,

@@ -128,8 +128,9 @@ where
     if let Some(state) = &lockout {
         session.carry_lockout(started, **state);
     }
-    // Who is logged in: the login name on a serial port, the local user on the socket.
-    let mut who = user;
+    // Who runs the commands: the login name on a serial port, the local user on the socket.
+    let local = user;
+    let mut logged_in: Option<String> = None;
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<ShellOut>();
     let (auth_tx, mut auth_rx) = mpsc::unbounded_channel::<(String, bool)>();
     let mut running: Option<Running> = None;
@@ -153,7 +154,8 @@ where
                         });
                     }
                     Output::Run(command) => {
-                        let user = who.clone().unwrap_or_default();
+                        let user =
+                            session.user().map(str::to_string).or_else(|| local.clone()).unwrap_or_default();
                         running = Some(start_command(&shared, &user, command, &out_tx).await);
                     }
                     Output::Cancel => match running.take() {
@@ -198,10 +200,7 @@ where
                     return Err(std::io::Error::new(std::io::ErrorKind::NotFound, "the device is gone"));
                 }
                 Some((user, ok)) = auth_rx.recv() => {
-                    if ok {
-                        info!("maintenance shell: {user} logged in");
-                        who = Some(user);
-                    } else {
+                    if !ok {
                         warn!("maintenance shell: failed login as {user:?}");
                     }
                     session.auth_result(Instant::now(), ok);
@@ -210,9 +209,9 @@ where
                     let now = Instant::now();
                     match out {
                         ShellOut::Reply(lines) => {
-                        running = None;
-                        session.reply(now, lines);
-                    }
+                            running = None;
+                            session.reply(now, lines);
+                        }
                         ShellOut::Stream(lines) => session.stream(now, lines),
                         ShellOut::Done(error) => {
                             running = None;
@@ -227,11 +226,15 @@ where
                     }
                 } => session.handle_timeout(Instant::now()),
             }
-            // Back at the login prompt (logout, idle): forget who it was.
-            if login && session.user().is_none() {
-                if let Some(user) = who.take() {
-                    info!("maintenance shell: {user} logged out");
+            // Logins and logouts (by command, Ctrl-D or idle time) go to the log.
+            if login && session.user() != logged_in.as_deref() {
+                match session.user() {
+                    Some(user) => info!("maintenance shell: {user} logged in"),
+                    None => {
+                        info!("maintenance shell: {} logged out", logged_in.as_deref().unwrap_or_default())
+                    }
                 }
+                logged_in = session.user().map(str::to_string);
             }
         }
     }

@@ -345,6 +345,7 @@ fn arrow(byte: u8) -> Option<EditorEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shell::XorShift;
 
     /// Feeds bytes and returns the events and the echo.
     fn run(ed: &mut LineEditor, bytes: &[u8]) -> (Vec<EditorEvent>, Vec<u8>) {
@@ -354,18 +355,6 @@ mod tests {
 
     fn line(s: &str) -> EditorEvent {
         EditorEvent::Line(s.to_string())
-    }
-
-    /// A small deterministic generator, so the noise tests are repeatable without a crate.
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
     }
 
     #[test]

@@ -13,3 +13,17 @@
 pub mod command;
 pub mod editor;
 pub mod session;
+
+/// A small deterministic generator, so the shell's noise tests are repeatable without a crate.
+#[cfg(test)]
+pub(crate) struct XorShift(pub u64);
+
+#[cfg(test)]
+impl XorShift {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}

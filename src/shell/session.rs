@@ -776,6 +776,7 @@ fn ceil_secs(d: Duration) -> u64 {
 mod tests {
     use super::command::Command;
     use super::*;
+    use crate::shell::XorShift;
 
     const IDLE: Duration = Duration::from_secs(600);
 
@@ -1308,18 +1309,6 @@ mod tests {
         assert!(!t.screen.contains(secret));
         assert!(!t.screen.contains("Sup3r"));
         assert!(t.s.history.iter().all(|h| !h.contains("Sup3r")));
-    }
-
-    /// A small deterministic generator, so the noise tests are repeatable without a crate.
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
     }
 
     #[test]

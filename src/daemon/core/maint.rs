@@ -94,15 +94,8 @@ fn hms(d: Duration) -> String {
 }
 
 fn clock(t: OffsetDateTime) -> String {
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    t.format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]"))
+        .unwrap_or_default()
 }
 
 /// Cuts a value to `n` characters so that the table keeps its columns.
@@ -566,9 +559,6 @@ impl Core {
         // An idle analog trunk carries audio only off-hook: the test seizes the line (the
         // exchange gives dial tone, or the call ringing in is answered).
         let seized = ch_kind == ChannelKind::FxoTrunk;
-        if seized {
-            self.engine(EngineCmd::Line { channel, command: LineCommand::OffHook });
-        }
         let start = match &mut kind {
             TestKind::Loopback => {
                 let mut sources = heapless::Vec::new();
@@ -603,16 +593,10 @@ impl Core {
             }
             TestKind::Record { slot, path, .. } => {
                 let free = self.free_slots.pop().ok_or("all recording slots are busy: try again later")?;
-                let t = OffsetDateTime::now_utc();
-                let rel = PathBuf::from("line-tests").join(format!(
-                    "port{port}-{:04}{:02}{:02}-{:02}{:02}{:02}.wav",
-                    t.year(),
-                    u8::from(t.month()),
-                    t.day(),
-                    t.hour(),
-                    t.minute(),
-                    t.second()
-                ));
+                let stamp = OffsetDateTime::now_utc()
+                    .format(time::macros::format_description!("[year][month][day]-[hour][minute][second]"))
+                    .unwrap_or_default();
+                let rel = PathBuf::from("line-tests").join(format!("port{port}-{stamp}.wav"));
                 let Some(control) = self.rec_control.as_ref() else {
                     self.free_slots.push(free);
                     return Err("the recorder is stopping".into());
@@ -635,6 +619,11 @@ impl Core {
                 )
             }
         };
+        // Seized only once nothing can fail any more, so that a refused test never leaves the
+        // line off-hook. The engine takes this in the same tick as the commands above.
+        if seized {
+            self.engine(EngineCmd::Line { channel, command: LineCommand::OffHook });
+        }
         let was_blocked = self.calls.is_blocked(channel);
         self.calls.set_blocked(now, channel, true);
         info!("line test on port {port}: {kind:?}");
